@@ -1,0 +1,44 @@
+# hookstream — the two commands for a fresh machine are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HS     := $(VENV)/bin/hookstream
+
+.PHONY: install run test unit lint bench stack-up stack-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Whole local stack in the foreground (Kafka + PostgreSQL for now; services join as they land).
+run: install
+	$(HS) dev up --foreground
+
+test: install
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/devstack_start.py
+
+stack-up: install
+	$(HS) dev up
+
+stack-down: install
+	$(HS) dev down
+
+# Stops the local servers and removes their data; the jar cache (~/.cache/hookstream) stays.
+clean:
+	-@test -x $(HS) && $(HS) dev down
+	rm -rf .hookstream .pytest_cache .mypy_cache .ruff_cache

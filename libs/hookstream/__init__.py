@@ -1,0 +1,3 @@
+"""hookstream: webhook-driven order processing on Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``hookstream`` command line: parses arguments and dispatches, nothing more."""

@@ -1,0 +1,76 @@
+"""An async psycopg connection pool with an explicit lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from hookstream.errors import DatabaseUnavailable
+from hookstream.settings import DatabaseSettings
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    host = info.get("host", "?")
+    return f"postgresql://{info.get('user', '')}@{host}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class Database:
+    def __init__(self, url: str, settings: DatabaseSettings | None = None) -> None:
+        self.url = url
+        self._settings = settings or DatabaseSettings()
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]] | None = None
+
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        s = self._settings
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]] = AsyncConnectionPool(
+            self.url,
+            min_size=s.pool_min_size,
+            max_size=s.pool_max_size,
+            kwargs={"row_factory": dict_row, "connect_timeout": max(1, s.connect_timeout_ms // 1000)},
+            open=False,
+            name="hookstream",
+        )
+        try:
+            await pool.open(wait=True, timeout=s.connect_timeout_ms / 1000)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise DatabaseUnavailable(
+                f"PostgreSQL at {redact(self.url)} did not accept connections within"
+                f" {s.connect_timeout_ms} ms; check DATABASE_URL or start the local stack with `hookstream dev up`"
+            ) from exc
+        self._pool = pool
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def __aenter__(self) -> Database:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        if self._pool is None:
+            raise DatabaseUnavailable("database pool is not started: call `await db.start()` first")
+        async with self._pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn

@@ -1,0 +1,141 @@
+"""A single-node Apache Kafka in KRaft mode (combined broker and controller)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from hookstream.devstack.jars import KafkaJars
+from hookstream.devstack.process import ensure_port_free, log_tail, read_pid, terminate
+from hookstream.errors import DevStackError
+from hookstream.kafka.admin import client_config
+from hookstream.settings import DevStackSettings
+
+
+def _server_properties(settings: DevStackSettings, log_dir: Path) -> str:
+    host, port, cport = settings.host, settings.kafka_port, settings.kafka_controller_port
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"{host}:{cport}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # A single local node: no reason to wait for more members before the first rebalance.
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "log.retention.check.interval.ms": "60000",
+    }
+    return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def new_cluster_id() -> str:
+    """A Kafka ``Uuid`` string (URL-safe base64 of 16 random bytes), as ``StorageTool random-uuid`` prints."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+class LocalKafka:
+    def __init__(self, settings: DevStackSettings, jars: KafkaJars) -> None:
+        self.settings = settings
+        self.jars = jars
+        self.dir = (settings.state_dir / "kafka").resolve()
+        self.data_dir = self.dir / "data"
+        self.config_path = self.dir / "server.properties"
+        self.log_path = self.dir / "broker.log"
+        self.pid_path = self.dir / "broker.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    @property
+    def pid(self) -> int | None:
+        return read_pid(self.pid_path)
+
+    def _format(self) -> None:
+        """Format KRaft storage once; a formatted data dir is reused as is."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        command = self.jars.java_command(
+            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.config_path),
+            "--standalone", jvm=["-Xmx256m", "-Dhookstream.kafka.log.level=WARN"],
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DevStackError(
+                f"formatting Kafka storage in {self.data_dir} failed (exit {result.returncode}):\n"
+                + (result.stdout + result.stderr)[-4000:]
+            )
+
+    def start(self) -> bool:
+        """Start the broker unless it is running; return True if a process was started.
+
+        Returns once the process is launched; ``wait_ready`` waits for it to answer.
+        """
+        if self.pid is not None:
+            return False
+        s = self.settings
+        ensure_port_free(s.host, s.kafka_port, what="Kafka broker", setting="HOOKSTREAM_DEV_KAFKA_PORT")
+        ensure_port_free(
+            s.host, s.kafka_controller_port, what="Kafka controller",
+            setting="HOOKSTREAM_DEV_KAFKA_CONTROLLER_PORT",
+        )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(_server_properties(s, self.data_dir))
+        self._format()
+        jvm = [*s.kafka_heap.split(), *s.kafka_jvm_opts.split(), "-Djava.awt.headless=true"]
+        command = self.jars.java_command("kafka.Kafka", str(self.config_path), jvm=jvm)
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.dir, start_new_session=True,  # Ctrl-C is ours to handle, not the JVM's
+            )
+        self.pid_path.write_text(f"{proc.pid}\n")
+        return True
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.settings.kafka_ready_timeout_ms / 1000
+        admin = AdminClient(client_config(self.bootstrap))
+        while time.monotonic() < deadline:
+            if self.pid is None:
+                raise DevStackError(
+                    f"the Kafka broker exited while starting; last lines of {self.log_path}:\n"
+                    + log_tail(self.log_path)
+                )
+            try:
+                admin.list_topics(timeout=0.5)
+                return
+            except KafkaException:
+                time.sleep(0.1)
+        raise DevStackError(
+            f"the Kafka broker did not answer on {self.bootstrap} within"
+            f" {self.settings.kafka_ready_timeout_ms} ms; last lines of {self.log_path}:\n"
+            + log_tail(self.log_path)
+        )
+
+    def stop(self) -> bool:
+        pid = self.pid
+        if pid is None:
+            self.pid_path.unlink(missing_ok=True)
+            return False
+        terminate(pid, timeout_ms=self.settings.stop_timeout_ms)
+        self.pid_path.unlink(missing_ok=True)
+        return True

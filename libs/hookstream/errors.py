@@ -1,0 +1,52 @@
+"""Error classes that carry their retry policy, in the manner of aiokafka.
+
+``retriable`` tells the consumer runtime (and any caller) whether trying the same
+operation again later can succeed. ``HookstreamError`` messages are written for the
+person reading them: what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class HookstreamError(Exception):
+    retriable = False
+
+
+class ConfigurationError(HookstreamError):
+    """A setting is missing or wrong; fix the configuration and start again."""
+
+
+class BrokerUnavailable(HookstreamError):
+    """Kafka did not answer in time."""
+
+    retriable = True
+
+
+class ProducerQueueFull(HookstreamError):
+    """The local producer buffer is full; back off and try again."""
+
+    retriable = True
+
+
+class DeliveryFailed(HookstreamError):
+    """The broker refused or lost a record; ``retriable`` follows librdkafka's verdict."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class DatabaseUnavailable(HookstreamError):
+    retriable = True
+
+
+class MigrationError(HookstreamError):
+    """A migration failed or an applied migration was edited afterwards."""
+
+
+class SchemaError(HookstreamError):
+    """An Avro schema is missing, invalid, or a record does not match it."""
+
+
+class DevStackError(HookstreamError):
+    """The local Kafka/PostgreSQL stack could not be prepared or started."""

@@ -1,0 +1,132 @@
+"""Topic administration on confluent-kafka's AdminClient.
+
+Topics are created by the services at start, idempotently, with explicit partition
+counts and retention. ``wait_for_broker`` turns "nobody answers at that address"
+into a timeout error that names the address instead of a silent hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from hookstream.errors import BrokerUnavailable, ConfigurationError
+
+log = logging.getLogger(__name__)
+
+# librdkafka reports every failed connection attempt on its own; the timeout error says it once.
+_quiet = logging.getLogger("hookstream.kafka.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    config: dict[str, str] = field(default_factory=dict)
+
+    def new_topic(self) -> NewTopic:
+        config = {"retention.ms": str(self.retention_ms), **self.config}
+        return NewTopic(
+            self.name,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=config,
+        )
+
+
+def client_config(bootstrap_servers: str, **extra: object) -> dict[str, object]:
+    return {"bootstrap.servers": bootstrap_servers, "logger": _quiet, **extra}
+
+
+def wait_for_broker(bootstrap_servers: str, *, timeout_ms: int = 10_000) -> int:
+    """Block until the cluster answers a metadata request; return its broker count."""
+    admin = AdminClient(client_config(bootstrap_servers))
+    deadline = time.monotonic() + timeout_ms / 1000
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            metadata = admin.list_topics(timeout=min(remaining, 2.0))
+            return len(metadata.brokers)
+        except KafkaException as exc:
+            last_error = exc
+    raise BrokerUnavailable(
+        f"Kafka at {bootstrap_servers!r} did not answer within {timeout_ms} ms"
+        f" (last error: {last_error}); check KAFKA_BOOTSTRAP_SERVERS or start the local stack"
+        " with `hookstream dev up`"
+    )
+
+
+class TopicAdmin:
+    def __init__(self, bootstrap_servers: str, *, request_timeout_ms: int = 30_000) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.request_timeout_ms = request_timeout_ms
+        self._admin = AdminClient(client_config(bootstrap_servers))
+
+    def ensure_topics(self, specs: list[TopicSpec]) -> dict[str, bool]:
+        """Create the topics that do not exist yet; return ``{name: created}``.
+
+        A topic that already exists is left as it is (a second call is a no-op), but
+        a partition count below the spec is reported, since keyed ordering depends on it.
+        """
+        if not specs:
+            return {}
+        timeout_s = self.request_timeout_ms / 1000
+        futures = self._admin.create_topics(
+            [s.new_topic() for s in specs], request_timeout=timeout_s, operation_timeout=timeout_s
+        )
+        created: dict[str, bool] = {}
+        for spec in specs:
+            try:
+                futures[spec.name].result(timeout=timeout_s)
+                created[spec.name] = True
+                log.info("topic created", extra={"topic": spec.name, "partitions": spec.partitions})
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    created[spec.name] = False
+                    self._check_partitions(spec)
+                elif error.code() in (KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG):
+                    raise ConfigurationError(f"topic {spec.name!r}: {error.str()}") from exc
+                else:
+                    raise BrokerUnavailable(
+                        f"creating topic {spec.name!r} on {self.bootstrap_servers!r} failed: {error.str()}"
+                    ) from exc
+        return created
+
+    def _check_partitions(self, spec: TopicSpec) -> None:
+        existing = self.partition_count(spec.name)
+        if existing < spec.partitions:
+            log.warning(
+                "topic has fewer partitions than configured",
+                extra={"topic": spec.name, "partitions": existing, "configured": spec.partitions},
+            )
+
+    def partition_count(self, topic: str) -> int:
+        metadata = self._admin.list_topics(topic=topic, timeout=self.request_timeout_ms / 1000)
+        return len(metadata.topics[topic].partitions)
+
+    def topic_config(self, topic: str) -> dict[str, str]:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        futures = self._admin.describe_configs([resource], request_timeout=self.request_timeout_ms / 1000)
+        entries = futures[resource].result(timeout=self.request_timeout_ms / 1000)
+        return {name: entry.value for name, entry in entries.items()}
+
+    def delete_topics(self, names: list[str]) -> None:
+        if not names:
+            return
+        timeout_s = self.request_timeout_ms / 1000
+        for future in self._admin.delete_topics(names, operation_timeout=timeout_s).values():
+            try:
+                future.result(timeout=timeout_s)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise

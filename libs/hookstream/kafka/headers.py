@@ -1,0 +1,36 @@
+"""Header names on hookstream records (see docs/design.md, "Kafka contracts")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+TRACEPARENT = "traceparent"
+EVENT_ID = "hookstream-event-id"
+CHANNEL = "hookstream-channel"
+SCHEMA_FINGERPRINT = "hookstream-schema-fingerprint"
+ATTEMPT = "hookstream-attempt"
+NOT_BEFORE = "hookstream-not-before"
+ORIGINAL_TOPIC = "hookstream-original-topic"
+ORIGINAL_PARTITION = "hookstream-original-partition"
+ORIGINAL_OFFSET = "hookstream-original-offset"
+FIRST_FAILED_AT = "hookstream-first-failed-at"
+ERROR_CLASS = "hookstream-error-class"
+ERROR_MESSAGE = "hookstream-error-message"
+
+HeaderList = list[tuple[str, bytes]]
+
+
+def header_list(values: Mapping[str, str | bytes]) -> HeaderList:
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in values.items()]
+
+
+def header_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    """Last value wins, as Kafka clients conventionally read headers by name."""
+    return {k: (v or b"") for k, v in (headers or ())}
+
+
+def header_str(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    for key, value in reversed(headers or ()):
+        if key == name:
+            return (value or b"").decode()
+    return None
