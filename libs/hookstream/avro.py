@@ -39,7 +39,11 @@ class Schema:
 
 
 class SchemaStore:
-    """Every known schema, by contract name and by fingerprint."""
+    """Every known schema, by contract name and by fingerprint.
+
+    Several versions of one contract may be given (older writers still on the topic);
+    the last one given for a name is the version that name encodes with and reads into.
+    """
 
     def __init__(self, schemas: list[Schema]) -> None:
         self._by_name = {s.name: s for s in schemas}
@@ -47,17 +51,20 @@ class SchemaStore:
 
     @classmethod
     def from_directory(cls, directory: Path) -> SchemaStore:
-        return cls([Schema.from_json(p.name.removesuffix(".avsc"), p.read_text()) for p in
-                    sorted(directory.glob("*.avsc"))])
+        return cls(
+            [Schema.from_json(p.name.removesuffix(".avsc"), p.read_text()) for p in sorted(directory.glob("*.avsc"))]
+        )
 
     @classmethod
     def bundled(cls) -> SchemaStore:
         root = resources.files("hookstream_schemas")
-        return cls([
-            Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
-            for entry in sorted(root.iterdir(), key=lambda e: e.name)
-            if entry.name.endswith(".avsc")
-        ])
+        return cls(
+            [
+                Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
+                for entry in sorted(root.iterdir(), key=lambda e: e.name)
+                if entry.name.endswith(".avsc")
+            ]
+        )
 
     def get(self, name: str) -> Schema:
         try:
@@ -97,9 +104,9 @@ class AvroSerde:
             if key == SCHEMA_FINGERPRINT:
                 writer = self.store.by_fingerprint(header_value.decode())
         try:
-            record: dict[str, Any] = fastavro.schemaless_reader(
-                io.BytesIO(value), writer.parsed, self.schema.parsed
-            )
+            record = fastavro.schemaless_reader(io.BytesIO(value), writer.parsed, self.schema.parsed)
         except (EOFError, *_ENCODE_ERRORS, fastavro.read.SchemaResolutionError) as exc:
             raise SchemaError(f"value is not a valid {writer.name} record: {exc}") from exc
+        if not isinstance(record, dict):
+            raise SchemaError(f"{self.schema.name} is not a record schema")
         return record

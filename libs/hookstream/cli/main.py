@@ -51,6 +51,7 @@ def cli() -> None:
 
 # ---- dev: the local stack ----------------------------------------------------------------
 
+
 def _dev_settings(state_dir: Path | None, kafka_port: int | None, postgres_port: int | None) -> DevStackSettings:
     overrides: dict[str, Any] = {}
     if state_dir is not None:
@@ -63,14 +64,18 @@ def _dev_settings(state_dir: Path | None, kafka_port: int | None, postgres_port:
 
 
 state_dir_option = click.option(
-    "--state-dir", type=click.Path(path_type=Path), default=None,
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Where data, logs and stack.env live [env HOOKSTREAM_DEV_STATE_DIR, default .hookstream].",
 )
 kafka_port_option = click.option(
     "--kafka-port", type=int, default=None, help="Broker port [env HOOKSTREAM_DEV_KAFKA_PORT, default 19092]."
 )
 postgres_port_option = click.option(
-    "--postgres-port", type=int, default=None,
+    "--postgres-port",
+    type=int,
+    default=None,
     help="PostgreSQL port [env HOOKSTREAM_DEV_POSTGRES_PORT, default 15432].",
 )
 
@@ -216,6 +221,7 @@ def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
 
 # ---- run: services -----------------------------------------------------------------------
 
+
 def available_services() -> list[str]:
     import hookstream_services
 
@@ -235,6 +241,7 @@ def run(service: str, args: tuple[str, ...]) -> None:
 
 
 # ---- db ----------------------------------------------------------------------------------
+
 
 @cli.group(cls=Group)
 def db() -> None:

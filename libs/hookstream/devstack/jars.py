@@ -66,8 +66,13 @@ class KafkaJars:
         self.home.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="libs-", dir=self.home))
         command = [
-            mvn, "-B", "-f", str(self.pom), "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+            mvn,
+            "-B",
+            "-f",
+            str(self.pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
         ]
         tail: list[str] = []
         downloaded = 0

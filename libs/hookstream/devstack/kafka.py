@@ -75,8 +75,14 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         command = self.jars.java_command(
-            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.config_path),
-            "--standalone", jvm=["-Xmx256m", "-Dhookstream.kafka.log.level=WARN"],
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            new_cluster_id(),
+            "-c",
+            str(self.config_path),
+            "--standalone",
+            jvm=["-Xmx256m", "-Dhookstream.kafka.log.level=WARN"],
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -85,6 +91,13 @@ class LocalKafka:
                 + (result.stdout + result.stderr)[-4000:]
             )
 
+    def check_ports(self) -> None:
+        s = self.settings
+        ensure_port_free(s.host, s.kafka_port, what="Kafka broker", setting="HOOKSTREAM_DEV_KAFKA_PORT")
+        ensure_port_free(
+            s.host, s.kafka_controller_port, what="Kafka controller", setting="HOOKSTREAM_DEV_KAFKA_CONTROLLER_PORT"
+        )
+
     def start(self) -> bool:
         """Start the broker unless it is running; return True if a process was started.
 
@@ -92,12 +105,8 @@ class LocalKafka:
         """
         if self.pid is not None:
             return False
+        self.check_ports()
         s = self.settings
-        ensure_port_free(s.host, s.kafka_port, what="Kafka broker", setting="HOOKSTREAM_DEV_KAFKA_PORT")
-        ensure_port_free(
-            s.host, s.kafka_controller_port, what="Kafka controller",
-            setting="HOOKSTREAM_DEV_KAFKA_CONTROLLER_PORT",
-        )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(_server_properties(s, self.data_dir))
         self._format()
@@ -105,8 +114,12 @@ class LocalKafka:
         command = self.jars.java_command("kafka.Kafka", str(self.config_path), jvm=jvm)
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.dir, start_new_session=True,  # Ctrl-C is ours to handle, not the JVM's
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                start_new_session=True,  # Ctrl-C is ours to handle, not the JVM's
             )
         self.pid_path.write_text(f"{proc.pid}\n")
         return True
@@ -127,8 +140,7 @@ class LocalKafka:
                 time.sleep(0.1)
         raise DevStackError(
             f"the Kafka broker did not answer on {self.bootstrap} within"
-            f" {self.settings.kafka_ready_timeout_ms} ms; last lines of {self.log_path}:\n"
-            + log_tail(self.log_path)
+            f" {self.settings.kafka_ready_timeout_ms} ms; last lines of {self.log_path}:\n" + log_tail(self.log_path)
         )
 
     def stop(self) -> bool:

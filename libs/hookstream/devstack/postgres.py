@@ -80,23 +80,40 @@ class LocalPostgres:
 
     def _run(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.bin / args[0]), *args[1:]], capture_output=True, text=True, check=False,
-            user=self._user, timeout=timeout_s, stdin=subprocess.DEVNULL, cwd="/",
+            [str(self.bin / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            check=False,
+            user=self._user,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
         )
+
+    def check_ports(self) -> None:
+        s = self.settings
+        ensure_port_free(s.host, s.postgres_port, what="PostgreSQL", setting="HOOKSTREAM_DEV_POSTGRES_PORT")
 
     def start(self) -> bool:
         """Initialise (first time) and start the server unless it runs; True if started now."""
         if self.pid is not None:
             return False
+        self.check_ports()
         s = self.settings
-        ensure_port_free(s.host, s.postgres_port, what="PostgreSQL", setting="HOOKSTREAM_DEV_POSTGRES_PORT")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
         self._prepare_permissions()
         if not (self.data_dir / "PG_VERSION").exists():
             result = self._run(
-                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C", "--no-sync",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
             )
             if result.returncode != 0:
                 raise DevStackError(f"initdb failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
@@ -105,8 +122,17 @@ class LocalPostgres:
             " -c max_connections=200 -c shared_buffers=128MB"
         )
         result = self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-o", options,
-            "-w", "-t", str(max(1, s.postgres_ready_timeout_ms // 1000)), "start",
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(max(1, s.postgres_ready_timeout_ms // 1000)),
+            "start",
         )
         if result.returncode != 0:
             raise DevStackError(

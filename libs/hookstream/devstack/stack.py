@@ -74,6 +74,12 @@ class DevStack:
     def up(self, progress: Progress | None = None) -> StackStatus:
         """Start what is not running and wait until both servers answer."""
         status = self._status()
+        self._check_external(status)
+        # Every port is checked before anything starts, so a conflict leaves nothing half-started.
+        if not self.kafka_external and self.kafka.pid is None:
+            self.kafka.check_ports()
+        if not self.postgres_external and self.postgres.pid is None:
+            self.postgres.check_ports()
         started = time.monotonic()
         if not self.kafka_external and self.jars.resolve(progress):
             status.timings_s["jars_resolved"] = time.monotonic() - started
@@ -93,7 +99,6 @@ class DevStack:
         except BaseException:
             self.down()
             raise
-        self._check_external(status)
         status.kafka_pid, status.postgres_pid = self.kafka.pid, self.postgres.pid
         status.kafka_answers = status.postgres_answers = True
         self.settings.stack_env_path.write_text(

@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.cimpl import NewTopic
 
 from hookstream.errors import BrokerUnavailable, ConfigurationError
 
@@ -42,7 +45,10 @@ class TopicSpec:
         )
 
 
-def client_config(bootstrap_servers: str, **extra: object) -> dict[str, object]:
+ClientConfig = dict[str, Any]
+
+
+def client_config(bootstrap_servers: str, **extra: Any) -> ClientConfig:
     return {"bootstrap.servers": bootstrap_servers, "logger": _quiet, **extra}
 
 

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
 from hookstream.errors import DeliveryFailed, HookstreamError, ProducerQueueFull
-from hookstream.kafka.admin import client_config
+from hookstream.kafka.admin import ClientConfig, client_config
 from hookstream.kafka.headers import HeaderList
 from hookstream.settings import KafkaSettings
 
@@ -42,7 +42,7 @@ class Producer:
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
 
-    def _config(self) -> dict[str, object]:
+    def _config(self) -> ClientConfig:
         s = self._settings
         return client_config(
             self.bootstrap_servers,
@@ -153,4 +153,4 @@ def _resolve(future: asyncio.Future[RecordMetadata], err: KafkaError | None, msg
             DeliveryFailed(f"delivery to {msg.topic()!r} failed: {err.str()}", retriable=err.retriable())
         )
     else:
-        future.set_result(RecordMetadata(msg.topic(), msg.partition(), msg.offset()))
+        future.set_result(RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))

@@ -1,0 +1,3 @@
+from hookstream.cli.main import main
+
+main()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from hookstream.kafka import TopicAdmin
+from psycopg import sql
+
+from tests.servers import Servers, session_servers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in item.nodeid or "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with session_servers(tmp_path_factory.mktemp("stack")) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(servers: Servers) -> str:
+    return servers.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def topic_admin(kafka_bootstrap: str) -> TopicAdmin:
+    return TopicAdmin(kafka_bootstrap)
+
+
+def _unique(request: pytest.FixtureRequest, prefix: str, sep: str) -> str:
+    base = re.sub(r"[^a-zA-Z0-9]+", sep, request.node.name).strip(sep).lower()[:40]
+    return f"{prefix}{sep}{base}{sep}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test uses, for topics and consumer groups."""
+    return _unique(request, "t", ".")
+
+
+@pytest.fixture
+def database_url(servers: Servers, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database for this test, dropped afterwards."""
+    name = _unique(request, "t", "_")
+    admin_url = psycopg.conninfo.make_conninfo(servers.database_url, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield psycopg.conninfo.make_conninfo(servers.database_url, dbname=name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def db_conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        yield conn
