@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -119,3 +120,33 @@ def test_missing_java_or_maven_is_one_clear_line(tmp_path: Path, missing: str, e
     assert result.returncode == 1
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_foreground_stops_both_servers_on_sigterm(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    state = Path(env["HOOKSTREAM_DEV_STATE_DIR"])
+    proc = subprocess.Popen(
+        [*HOOKSTREAM, "dev", "up", "--foreground"],
+        env=env,
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (state / "stack.env").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (state / "stack.env").exists(), proc.stderr.read() if proc.stderr else ""
+        kafka_pid = int((state / "kafka" / "broker.pid").read_text())
+        pg_pid = int((state / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            _hs(env, "dev", "down")
+    assert proc.returncode == 0, err
+    assert "Stopped." in out
+    assert not pid_alive(kafka_pid)
+    assert not pid_alive(pg_pid)
