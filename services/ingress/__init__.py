@@ -1,0 +1,1 @@
+"""Ingress: verified channel webhooks, published durably to ``webhooks.raw.v1``."""

@@ -1,0 +1,190 @@
+"""The ingress ASGI app: ``POST /webhooks/{channel}``, ``/healthz``, ``/readyz``.
+
+Order of checks per request: channel, size, content type, signature, rate limit, JSON,
+contract fields, publish. Rate limiting comes after the signature so unsigned floods
+cannot spend a channel's tokens. Every failure is a precise 4xx or a 503 that says
+when to retry; a 200 is only sent once the broker has acknowledged the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from hookstream.errors import HookstreamError, ProducerQueueFull
+from hookstream.signatures import InvalidSignature
+from hookstream.tracing import child_traceparent
+from hookstream_services.ingress.channels import BadPayload, Channel, build_channels
+from hookstream_services.ingress.config import IngressConfig
+from hookstream_services.ingress.publisher import Envelope, Publisher
+from hookstream_services.ingress.ratelimit import TokenBucket
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("hookstream.ingress")
+
+JSON_TYPES = ("application/json",)
+
+
+def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Ingress:
+    def __init__(
+        self,
+        config: IngressConfig,
+        publisher: Publisher,
+        *,
+        workers: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.options = config.ingress
+        self.publisher = publisher
+        self.clock = clock
+        self.channels: dict[str, Channel] = build_channels(config.channels)
+        self.buckets: dict[str, TokenBucket] = {}
+        for name, c in config.channels.items():
+            if c.rate_limit_per_s:
+                # Each worker process keeps its own bucket, so each gets its share of the configured rate.
+                rate = c.rate_limit_per_s / workers
+                burst = max(1, math.ceil((c.rate_limit_burst or c.rate_limit_per_s) / workers))
+                self.buckets[name] = TokenBucket(rate, burst)
+        self.in_flight = 0
+
+    async def webhook(self, request: Request) -> Response:
+        name = request.path_params["channel"]
+        channel = self.channels.get(name)
+        if channel is None:
+            return error(404, "unknown_channel", f"no channel named {name!r} is configured")
+        try:
+            body = await read_body(request, self.options.max_body_bytes)
+        except TooLarge:
+            return error(413, "body_too_large", f"the body exceeds {self.options.max_body_bytes} bytes")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() not in JSON_TYPES:
+            return error(415, "unsupported_media_type", "send the webhook as Content-Type: application/json")
+
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            channel.verify(headers, body, self.clock())
+        except InvalidSignature as exc:
+            return error(401, "invalid_signature", str(exc))
+
+        bucket = self.buckets.get(name)
+        if bucket is not None:
+            wait_s = bucket.take()
+            if wait_s:
+                return error(
+                    429,
+                    "rate_limited",
+                    f"channel {name!r} is over its rate limit",
+                    {"Retry-After": str(max(1, math.ceil(wait_s)))},
+                )
+
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+        try:
+            described = channel.describe(headers, payload, body)
+        except BadPayload as exc:
+            return error(400, "invalid_payload", str(exc))
+
+        if self.in_flight >= self.options.max_in_flight:
+            return error(503, "overloaded", "too many webhooks waiting for the broker", {"Retry-After": "1"})
+        envelope = Envelope(
+            event_id=described.event_id,
+            channel=name,
+            event_type=described.event_type,
+            order_key=described.order_key,
+            received_at_ms=int(self.clock() * 1000),
+            content_type=content_type,
+            headers=channel.kept_headers(headers),
+            body=body,
+            traceparent=child_traceparent(headers.get("traceparent")),
+        )
+        self.in_flight += 1
+        try:
+            await self.publisher.publish(envelope)
+        except ProducerQueueFull:
+            return error(503, "overloaded", "the producer queue is full", {"Retry-After": "1"})
+        except HookstreamError as exc:
+            log.warning("publish failed", extra={"channel": name, "event_id": described.event_id, "error": str(exc)})
+            return error(503, "broker_unavailable", "the event could not be stored; retry later", {"Retry-After": "5"})
+        finally:
+            self.in_flight -= 1
+        return JSONResponse({"status": "accepted", "event_id": described.event_id})
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if await self.publisher.ready():
+            return JSONResponse({"status": "ready"})
+        return error(503, "not_ready", "the Kafka broker is not reachable", {"Retry-After": "5"})
+
+    async def openapi(self, request: Request) -> Response:
+        text = resources.files("hookstream_schemas").joinpath("ingress.openapi.yaml").read_text()
+        return Response(text, media_type="application/yaml")
+
+
+def create_app(
+    config: IngressConfig,
+    publisher: Publisher,
+    *,
+    workers: int = 1,
+    clock: Callable[[], float] = time.time,
+    lifespan: Callable[[Starlette], Any] | None = None,
+) -> Starlette:
+    ingress = Ingress(config, publisher, workers=workers, clock=clock)
+    routes = [
+        Route("/webhooks/{channel}", ingress.webhook, methods=["POST"]),
+        Route("/healthz", ingress.healthz, methods=["GET"]),
+        Route("/readyz", ingress.readyz, methods=["GET"]),
+        Route("/openapi.yaml", ingress.openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.ingress = ingress
+    return app
+
+
+def kafka_lifespan(publisher: Any) -> Callable[[Starlette], Any]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    return lifespan

@@ -1,0 +1,66 @@
+"""``hookstream run ingress [--host H] [--port P] [--workers N] [--config FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+from hookstream.errors import HookstreamError
+from hookstream.kafka import wait_for_broker
+from hookstream.logs import configure_logging
+from hookstream.settings import KafkaSettings, LogSettings, StackSettings
+from hookstream_services.ingress.app import create_app, kafka_lifespan
+from hookstream_services.ingress.config import IngressSettings, load_config
+from hookstream_services.ingress.publisher import KafkaPublisher
+from starlette.applications import Starlette
+
+
+def build_app() -> Starlette:
+    """uvicorn's factory: runs once in every worker process, reading settings once there."""
+    configure_logging(LogSettings())
+    settings = IngressSettings()
+    config = load_config(settings.config)
+    publisher = KafkaPublisher(StackSettings().require_kafka(), config.ingress, KafkaSettings(client_id="ingress"))
+    return create_app(config, publisher, workers=settings.ingress_workers, lifespan=kafka_lifespan(publisher))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hookstream run ingress", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=None, help="channels file [env HOOKSTREAM_CONFIG]")
+    args = parser.parse_args(argv)
+    if args.config is not None:
+        os.environ["HOOKSTREAM_CONFIG"] = str(args.config)
+    os.environ["HOOKSTREAM_INGRESS_WORKERS"] = str(args.workers)
+    try:
+        settings = IngressSettings()
+        config = load_config(settings.config)
+        bootstrap = StackSettings().require_kafka()
+        wait_for_broker(bootstrap, timeout_ms=15_000)
+    except HookstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"ingress: {len(config.channels)} channel(s) [{', '.join(config.channels)}] on http://{args.host}:{args.port}"
+        f" → Kafka {bootstrap}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "hookstream_services.ingress.main:build_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        log_config=None,
+    )
+    return 0

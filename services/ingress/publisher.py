@@ -1,0 +1,100 @@
+"""Publishing envelopes to ``webhooks.raw.v1``: the Kafka adapter behind a small interface."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from hookstream.avro import SchemaStore
+from hookstream.errors import BrokerUnavailable, HookstreamError
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec, wait_for_broker
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
+from hookstream.settings import KafkaSettings
+from hookstream_services.ingress.config import IngressOptions
+
+RAW_TOPIC = "webhooks.raw.v1"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_id: str
+    channel: str
+    event_type: str
+    order_key: str
+    received_at_ms: int
+    content_type: str
+    headers: dict[str, str]
+    body: bytes
+    traceparent: str
+
+
+class Publisher(Protocol):
+    async def publish(self, envelope: Envelope) -> None:
+        """Return only once the envelope is durably stored; raise a retriable HookstreamError otherwise."""
+
+    async def ready(self) -> bool: ...
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap_servers: str, options: IngressOptions, kafka: KafkaSettings | None = None) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.options = options
+        # Records that cannot be stored within the publish timeout are given up by the producer too,
+        # so a broker outage cannot grow the queue without bound.
+        settings = (kafka or KafkaSettings()).model_copy(
+            update={"delivery_timeout_ms": options.publish_timeout_ms, "linger_ms": 1}
+        )
+        self.producer = Producer(bootstrap_servers, settings)
+        self.serde = SchemaStore.bundled().serde(RAW_TOPIC)
+        self._ready_checked_at = 0.0
+        self._ready = False
+
+    async def start(self) -> None:
+        await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=30_000)
+        admin = TopicAdmin(self.bootstrap_servers)
+        spec = TopicSpec(RAW_TOPIC, self.options.topic_partitions, self.options.topic_retention_ms)
+        await asyncio.to_thread(admin.ensure_topics, [spec])
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop(timeout_ms=self.options.publish_timeout_ms)
+
+    async def publish(self, envelope: Envelope) -> None:
+        value = self.serde.encode(
+            {
+                "event_id": envelope.event_id,
+                "channel": envelope.channel,
+                "event_type": envelope.event_type,
+                "order_key": envelope.order_key,
+                "received_at": envelope.received_at_ms,
+                "content_type": envelope.content_type,
+                "headers": envelope.headers,
+                "body": envelope.body,
+            }
+        )
+        headers = [
+            *self.serde.headers,
+            (TRACEPARENT, envelope.traceparent.encode()),
+            (EVENT_ID, envelope.event_id.encode()),
+            (CHANNEL, envelope.channel.encode()),
+        ]
+        future = self.producer.send_nowait(RAW_TOPIC, value, key=envelope.order_key, headers=headers)
+        try:
+            await asyncio.wait_for(future, self.options.publish_timeout_ms / 1000)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the broker did not acknowledge within {self.options.publish_timeout_ms} ms"
+            ) from None
+
+    async def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._ready_checked_at > 1.0:
+            self._ready_checked_at = now
+            try:
+                await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=1000)
+                self._ready = True
+            except HookstreamError:
+                self._ready = False
+        return self._ready
