@@ -60,6 +60,7 @@ class ChannelConfig(BaseModel):
 class IngressOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    topic: str = "webhooks.raw.v1"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     publish_timeout_ms: int = Field(default=5000, gt=0)
     max_in_flight: int = Field(default=10_000, gt=0)

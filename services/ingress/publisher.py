@@ -54,7 +54,7 @@ class KafkaPublisher:
     async def start(self) -> None:
         await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=30_000)
         admin = TopicAdmin(self.bootstrap_servers)
-        spec = TopicSpec(RAW_TOPIC, self.options.topic_partitions, self.options.topic_retention_ms)
+        spec = TopicSpec(self.options.topic, self.options.topic_partitions, self.options.topic_retention_ms)
         await asyncio.to_thread(admin.ensure_topics, [spec])
         await self.producer.start()
 
@@ -80,7 +80,7 @@ class KafkaPublisher:
             (EVENT_ID, envelope.event_id.encode()),
             (CHANNEL, envelope.channel.encode()),
         ]
-        future = self.producer.send_nowait(RAW_TOPIC, value, key=envelope.order_key, headers=headers)
+        future = self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
         try:
             await asyncio.wait_for(future, self.options.publish_timeout_ms / 1000)
         except TimeoutError:
