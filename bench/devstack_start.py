@@ -20,15 +20,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hookstream.devstack import DevStack  # noqa: E402
-from hookstream.devstack.process import free_port  # noqa: E402
-from hookstream.settings import DevStackSettings, StackSettings  # noqa: E402
+from hookstream.devstack import DevStack
+from hookstream.devstack.process import free_port
+from hookstream.settings import DevStackSettings, StackSettings
 
 
 def _settings(state_dir: Path, cache: Path) -> DevStackSettings:
     return DevStackSettings(
-        state_dir=state_dir, cache_dir=cache, kafka_port=free_port(),
-        kafka_controller_port=free_port(), postgres_port=free_port(),
+        state_dir=state_dir,
+        cache_dir=cache,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
     )
 
 
@@ -58,8 +61,14 @@ def main() -> None:
             settings = _settings(root / "cold", cache)
             stack, timings, total = _up(settings)
             stack.down()
-            rows.append(("cold: resolve + format + start", timings.get("kafka_ready", 0), timings.get(
-                "postgres_ready", 0), total))
+            rows.append(
+                (
+                    "cold: resolve + format + start",
+                    timings.get("kafka_ready", 0),
+                    timings.get("postgres_ready", 0),
+                    total,
+                )
+            )
             print(f"cold jar resolution: {timings.get('jars_resolved', 0):.1f} s", flush=True)
             os.environ.pop("MAVEN_OPTS")
         else:

@@ -107,9 +107,15 @@ EXPECTED = {
     "shopify_orders_cancelled": ("2c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f", "orders/cancelled", "shopify:5612345678901"),
     "woocommerce_order_created": ("4f2a9c1e0b7d", "order.created", "woocommerce:727"),
     # A Stripe payment whose metadata names a Shopify order shares that order's key (and partition).
-    "stripe_payment_intent_succeeded": ("evt_3QxY2nL5kPq8RtUv1AbCdEfG", "payment_intent.succeeded",
-                                        "shopify:5612345678901"),
-    "stripe_payment_intent_payment_failed": ("evt_3QxY2nL5kPq8RtUv1ZzYyXxW", "payment_intent.payment_failed",
-                                             "shopify:5612345678901"),
+    "stripe_payment_intent_succeeded": (
+        "evt_3QxY2nL5kPq8RtUv1AbCdEfG",
+        "payment_intent.succeeded",
+        "shopify:5612345678901",
+    ),
+    "stripe_payment_intent_payment_failed": (
+        "evt_3QxY2nL5kPq8RtUv1ZzYyXxW",
+        "payment_intent.payment_failed",
+        "shopify:5612345678901",
+    ),
     "custom_order_created": ("msg_2pQ7rK9sT1uV3wX5yZ", "order.created", "b2b-portal:B2B-2026-000317"),
 }

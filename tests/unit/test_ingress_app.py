@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
-
 from hookstream.errors import BrokerUnavailable, ProducerQueueFull
 from hookstream_services.ingress.app import create_app
 from hookstream_services.ingress.config import load_config
 from hookstream_services.ingress.publisher import Envelope
+from starlette.testclient import TestClient
+
 from tests.signing import EXPECTED, SAMPLES, sign, signed_sample, write_config
 
 
@@ -45,14 +45,21 @@ def test_every_sample_signed_with_its_scheme_is_accepted(
     client: TestClient, publisher: FakePublisher, sample: str
 ) -> None:
     channel, headers, body, _ = signed_sample(sample)
-    response = client.post(f"/webhooks/{channel}", content=body, headers={**headers, "traceparent":
-                           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    response = client.post(
+        f"/webhooks/{channel}",
+        content=body,
+        headers={**headers, "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+    )
     event_id, event_type, key = EXPECTED[sample]
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "accepted", "event_id": event_id}
     [envelope] = publisher.published
     assert (envelope.event_id, envelope.event_type, envelope.order_key, envelope.channel) == (
-        event_id, event_type, key, channel)
+        event_id,
+        event_type,
+        key,
+        channel,
+    )
     assert envelope.body == body  # byte for byte
     assert envelope.traceparent.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
     assert "content-type" in envelope.headers
@@ -74,7 +81,9 @@ def test_hmac_custom_channel_without_id_uses_the_body_hash(client: TestClient, p
     assert publisher.published[0].order_key == "legacy-erp:77"
 
 
-def _rejected(client: TestClient, publisher: FakePublisher, status: int, code: str, *args: object, **kw: object) -> dict:
+def _rejected(
+    client: TestClient, publisher: FakePublisher, status: int, code: str, *args: object, **kw: object
+) -> dict:
     response = client.post(*args, **kw)  # type: ignore[arg-type]
     assert response.status_code == status, response.text
     assert response.json()["error"] == code
@@ -83,8 +92,15 @@ def _rejected(client: TestClient, publisher: FakePublisher, status: int, code: s
 
 
 def test_unknown_channel_is_404(client: TestClient, publisher: FakePublisher) -> None:
-    _rejected(client, publisher, 404, "unknown_channel", "/webhooks/nope", content=b"{}",
-              headers={"Content-Type": "application/json"})
+    _rejected(
+        client,
+        publisher,
+        404,
+        "unknown_channel",
+        "/webhooks/nope",
+        content=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def test_oversized_body_is_413(client: TestClient, publisher: FakePublisher) -> None:
@@ -118,17 +134,22 @@ def test_timestamp_outside_tolerance_is_401(client: TestClient, publisher: FakeP
 
 def test_signed_body_that_is_not_json_is_400(client: TestClient, publisher: FakePublisher) -> None:
     body = b"{not json"
-    headers = sign("shopify", {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
-                               "X-Shopify-Webhook-Id": "w1"}, body)
+    headers = sign(
+        "shopify",
+        {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": "w1"},
+        body,
+    )
     _rejected(client, publisher, 400, "invalid_json", "/webhooks/shopify", content=body, headers=headers)
 
 
 @pytest.mark.parametrize(
     ("channel", "headers", "payload", "detail"),
-    [("shopify", {"X-Shopify-Topic": "orders/create"}, {"id": 1}, "missing X-Shopify-Webhook-Id header"),
-     ("shopify", {"X-Shopify-Webhook-Id": "w", "X-Shopify-Topic": "orders/create"}, [1, 2], "JSON object"),
-     ("stripe", {}, {"type": "x"}, "needs string fields id and type"),
-     ("b2b-portal", {"webhook-id": "m1"}, {"data": {}}, "no event type at 'type'")],
+    [
+        ("shopify", {"X-Shopify-Topic": "orders/create"}, {"id": 1}, "missing X-Shopify-Webhook-Id header"),
+        ("shopify", {"X-Shopify-Webhook-Id": "w", "X-Shopify-Topic": "orders/create"}, [1, 2], "JSON object"),
+        ("stripe", {}, {"type": "x"}, "needs string fields id and type"),
+        ("b2b-portal", {"webhook-id": "m1"}, {"data": {}}, "no event type at 'type'"),
+    ],
 )
 def test_authentic_payload_missing_contract_fields_is_400(
     client: TestClient, publisher: FakePublisher, channel: str, headers: dict[str, str], payload: object, detail: str
@@ -186,8 +207,12 @@ def test_config_errors_are_precise(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("SHOPIFY_WEBHOOK_SECRET", "WOOCOMMERCE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET",
-                "B2B_PORTAL_WEBHOOK_SECRET"):
+    for var in (
+        "SHOPIFY_WEBHOOK_SECRET",
+        "WOOCOMMERCE_WEBHOOK_SECRET",
+        "STRIPE_WEBHOOK_SECRET",
+        "B2B_PORTAL_WEBHOOK_SECRET",
+    ):
         monkeypatch.setenv(var, "whsec_dGVzdA==")
     config = load_config(Path(__file__).parents[2] / "config" / "hookstream.example.toml")
     assert set(config.channels) == {"shopify", "woocommerce", "stripe", "b2b-portal", "legacy-erp"}

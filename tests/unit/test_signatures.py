@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 import standardwebhooks
 import stripe
-
 from hookstream.signatures import (
     InvalidSignature,
     base64_hmac,

@@ -23,8 +23,11 @@ def require_command(name: str, hint: str) -> str:
 
 def ensure_port_free(host: str, port: int, *, what: str, setting: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do: connections left in TIME_WAIT by a stopped server do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen()
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 raise DevStackError(

@@ -57,6 +57,7 @@ class Producer:
                 "queue.buffering.max.messages": s.queue_max_messages,
                 "queue.buffering.max.kbytes": s.queue_max_kbytes,
                 "compression.type": "lz4",
+                "logger": log,
                 **self._overrides,
             },
         )
