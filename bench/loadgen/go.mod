@@ -1,0 +1,3 @@
+module hookstream/bench/loadgen
+
+go 1.22

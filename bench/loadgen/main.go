@@ -1,0 +1,83 @@
+// Open-loop, fixed-rate HTTP POST generator: latency is measured from each request's
+// scheduled send time, so a slow server cannot hide behind a slow client (no coordinated omission).
+//
+//	loadgen -url URL -rate 5000 -duration 10s -body body.json -header 'K: V' ...
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+type headers []string
+
+func (h *headers) String() string     { return strings.Join(*h, ",") }
+func (h *headers) Set(v string) error { *h = append(*h, v); return nil }
+
+func main() {
+	url := flag.String("url", "", "target URL")
+	rate := flag.Int("rate", 1000, "requests per second")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	bodyPath := flag.String("body", "", "file with the request body")
+	var hdrs headers
+	flag.Var(&hdrs, "header", "'Name: value' (repeatable)")
+	flag.Parse()
+	body, err := os.ReadFile(*bodyPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	client := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0},
+	}
+	total := int(float64(*rate) * duration.Seconds())
+	latencies := make([]time.Duration, total)
+	var errors int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(*rate)
+	start := time.Now()
+	for i := 0; i < total; i++ {
+		scheduled := start.Add(time.Duration(i) * interval)
+		if d := time.Until(scheduled); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func(i int, scheduled time.Time) {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", *url, bytes.NewReader(body))
+			for _, h := range hdrs {
+				k, v, _ := strings.Cut(h, ":")
+				req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+			}
+			resp, err := client.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			latencies[i] = time.Since(scheduled)
+			if err != nil || resp.StatusCode != 200 {
+				mu.Lock()
+				errors++
+				mu.Unlock()
+			}
+		}(i, scheduled)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	pct := func(p float64) float64 {
+		return float64(latencies[int(p*float64(total-1))].Microseconds()) / 1000
+	}
+	fmt.Printf("rps=%.1f errors=%d p50=%.3f p95=%.3f p99=%.3f\n",
+		float64(total)/elapsed.Seconds(), errors, pct(0.50), pct(0.95), pct(0.99))
+}
