@@ -29,8 +29,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Needs a running stack (`hookstream dev up`), wrk (Debian) and Go for the ingress runs.
 bench: install
 	$(PY) bench/devstack_start.py
+	$(PY) bench/ingress.py
 
 stack-up: install
 	$(HS) dev up
