@@ -190,9 +190,8 @@ def main() -> None:
     print(
         f"\nworkers={args.workers}, duration={args.duration}s per run, body={len(body)} bytes, cores={os.cpu_count()}"
     )
-    print(
-        f"{'server':8} {'load':22} {'req/s':>9} {'non-200':>8} {'p50 ms':>8} {'p95/90 ms':>10} {'p99 ms':>8} {'RSS MB':>7}"
-    )
+    columns = ("req/s", 9), ("non-200", 8), ("p50 ms", 8), ("p95/90 ms", 10), ("p99 ms", 8), ("RSS MB", 7)
+    print(f"{'server':8} {'load':22} " + " ".join(f"{name:>{width}}" for name, width in columns))
     for kind, load, r, rss in rows:
         print(
             f"{kind:8} {load:22} {r['rps']:9.0f} {r['errors']:8.0f} {r['p50']:8.2f} {r['p90']:10.2f} "
