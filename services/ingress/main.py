@@ -24,9 +24,7 @@ def build_app() -> Starlette:
     settings = IngressSettings()
     config = load_config(settings.config)
     publisher = KafkaPublisher(StackSettings().require_kafka(), config.ingress, KafkaSettings(client_id="ingress"))
-    app: Starlette = create_app(
-        config, publisher, workers=settings.ingress_workers, lifespan=kafka_lifespan(publisher)
-    )
+    app: Starlette = create_app(config, publisher, workers=settings.ingress_workers, lifespan=kafka_lifespan(publisher))
     return app
 
 
