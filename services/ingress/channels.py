@@ -77,37 +77,50 @@ class Channel:
         return f"{self.name}:{order_id}" if order_id else f"{self.name}:event:{event_id}"
 
 
-class Shopify(Channel):
+class Base64HmacChannel(Channel):
+    """Shopify and WooCommerce: base64 HMAC of the raw body; delivery id and topic in headers.
+
+    An order resource's own ``id`` is the order id; other resources (refunds, fulfilments) carry ``order_id``.
+    """
+
+    signature_header: str
+    event_id_header: str
+    topic_header: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        signatures.verify_base64_hmac(
+            headers.get(self.signature_header.lower()), body, self.secrets, header=self.signature_header
+        )
+
+    def is_order_resource(self, headers: Mapping[str, str], topic: str) -> bool:
+        raise NotImplementedError
+
+    def describe(self, headers: Mapping[str, str], payload: Any, body: bytes) -> Described:
+        payload = _object(payload)
+        event_id = _required_header(headers, self.event_id_header)
+        topic = _required_header(headers, self.topic_header)
+        field = "id" if self.is_order_resource(headers, topic) else "order_id"
+        return Described(event_id, topic, self.key(_text(payload.get(field)), event_id))
+
+
+class Shopify(Base64HmacChannel):
     header_prefixes = ("x-shopify-",)
+    signature_header = "X-Shopify-Hmac-Sha256"
+    event_id_header = "X-Shopify-Webhook-Id"
+    topic_header = "X-Shopify-Topic"
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        signatures.verify_base64_hmac(
-            headers.get("x-shopify-hmac-sha256"), body, self.secrets, header="X-Shopify-Hmac-Sha256"
-        )
-
-    def describe(self, headers: Mapping[str, str], payload: Any, body: bytes) -> Described:
-        payload = _object(payload)
-        event_id = _required_header(headers, "X-Shopify-Webhook-Id")
-        topic = _required_header(headers, "X-Shopify-Topic")
-        order_id = _text(payload.get("id")) if topic.startswith("orders/") else _text(payload.get("order_id"))
-        return Described(event_id, topic, self.key(order_id, event_id))
+    def is_order_resource(self, headers: Mapping[str, str], topic: str) -> bool:
+        return topic.startswith("orders/")
 
 
-class WooCommerce(Channel):
+class WooCommerce(Base64HmacChannel):
     header_prefixes = ("x-wc-webhook-",)
+    signature_header = "X-WC-Webhook-Signature"
+    event_id_header = "X-WC-Webhook-Delivery-ID"
+    topic_header = "X-WC-Webhook-Topic"
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        signatures.verify_base64_hmac(
-            headers.get("x-wc-webhook-signature"), body, self.secrets, header="X-WC-Webhook-Signature"
-        )
-
-    def describe(self, headers: Mapping[str, str], payload: Any, body: bytes) -> Described:
-        payload = _object(payload)
-        event_id = _required_header(headers, "X-WC-Webhook-Delivery-ID")
-        topic = _required_header(headers, "X-WC-Webhook-Topic")
-        resource = headers.get("x-wc-webhook-resource") or topic.partition(".")[0]
-        order_id = _text(payload.get("id")) if resource == "order" else _text(payload.get("order_id"))
-        return Described(event_id, topic, self.key(order_id, event_id))
+    def is_order_resource(self, headers: Mapping[str, str], topic: str) -> bool:
+        return (headers.get("x-wc-webhook-resource") or topic.partition(".")[0]) == "order"
 
 
 class Stripe(Channel):
