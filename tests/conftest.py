@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -11,8 +10,6 @@ from hookstream.kafka import TopicAdmin
 from psycopg import sql
 
 from tests.servers import Servers, session_servers
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,9 +55,3 @@ def database_url(servers: Servers, request: pytest.FixtureRequest) -> Iterator[s
     yield psycopg.conninfo.make_conninfo(servers.database_url, dbname=name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-async def db_conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        yield conn

@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hookstream.errors import HookstreamError
 
@@ -35,10 +35,10 @@ def _any_matches(expected: Sequence[bytes], received: Sequence[bytes]) -> bool:
     return matched
 
 
-def _secrets(secrets: Sequence[str]) -> list[bytes]:
+def _secrets(secrets: Sequence[str], to_key: Callable[[str], bytes] = str.encode) -> list[bytes]:
     if not secrets:
         raise InvalidSignature("no secret is configured for this channel")
-    return [s.encode() for s in secrets]
+    return [to_key(s) for s in secrets]
 
 
 def _check_time(timestamp: int, now: float, tolerance_s: int) -> None:
@@ -147,8 +147,7 @@ def verify_standard(
     if not received:
         raise InvalidSignature("webhook-signature has no v1 signature")
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    keys = [_standard_key(s) for s in secrets] if secrets else _secrets(secrets)
-    if not _any_matches([_hmac_sha256(k, signed) for k in keys], received):
+    if not _any_matches([_hmac_sha256(k, signed) for k in _secrets(secrets, _standard_key)], received):
         raise InvalidSignature("webhook-signature does not match the body")
     _check_time(timestamp, now, tolerance_s)
 

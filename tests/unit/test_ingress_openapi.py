@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import schemathesis
@@ -13,9 +14,8 @@ from schemathesis.checks import not_a_server_error
 from tests.signing import write_config
 from tests.unit.test_ingress_app import FakePublisher
 
-_config = write_config(Path(__file__).parent.parent / ".schemathesis-ingress.toml")
-app = create_app(load_config(_config), FakePublisher())
-_config.unlink()
+with tempfile.TemporaryDirectory() as _tmp:
+    app = create_app(load_config(write_config(Path(_tmp) / "hookstream.toml")), FakePublisher())
 schema = schemathesis.openapi.from_asgi("/openapi.yaml", app)
 CHANNELS = sorted(app.state.ingress.channels)
 
