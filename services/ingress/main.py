@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,6 +52,11 @@ def main(argv: list[str]) -> int:
         f" → Kafka {bootstrap}",
         file=sys.stderr,
     )
+    stopped_by: list[int] = []
+    # uvicorn drains, then re-raises the signal it caught so the default action kills the process;
+    # a handler of ours receives it instead, so a graceful stop exits 0 and a crash stays non-zero.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopped_by.append(signum))
     uvicorn.run(
         "hookstream_services.ingress.main:build_app",
         factory=True,
@@ -64,4 +70,6 @@ def main(argv: list[str]) -> int:
         timeout_graceful_shutdown=30,
         log_config=None,
     )
+    if stopped_by:
+        print(f"ingress: stopped by {signal.Signals(stopped_by[0]).name}, in-flight webhooks drained", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hookstream.avro import SchemaStore
-from hookstream.errors import BrokerUnavailable, HookstreamError
+from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
 from hookstream.settings import KafkaSettings
@@ -80,13 +80,9 @@ class KafkaPublisher:
             (EVENT_ID, envelope.event_id.encode()),
             (CHANNEL, envelope.channel.encode()),
         ]
-        future = self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
-        try:
-            await asyncio.wait_for(future, self.options.publish_timeout_ms / 1000)
-        except TimeoutError:
-            raise BrokerUnavailable(
-                f"the broker did not acknowledge within {self.options.publish_timeout_ms} ms"
-            ) from None
+        # No timer of our own: the producer's delivery.timeout.ms is publish_timeout_ms, so librdkafka
+        # reports every record, stored or failed, within it (DeliveryFailed → 503).
+        await self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
 
     async def ready(self) -> bool:
         now = time.monotonic()

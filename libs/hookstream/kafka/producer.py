@@ -2,15 +2,18 @@
 
 ``await producer.send(...)`` returns only once the broker has acknowledged the
 record (all in-sync replicas), which is what lets ingress answer 200 honestly.
-librdkafka's callbacks run on a poll thread of ours and are handed to the event
-loop with ``call_soon_threadsafe``.
+librdkafka's delivery reports are served on a poll thread of ours; every report
+served by one ``poll()`` is handed to the event loop in one ``call_soon_threadsafe``,
+because one loop wake-up per acknowledged record was the ingress bottleneck.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,6 +44,10 @@ class Producer:
         self._producer: _RdProducer | None = None
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Reports served since the last hand-over; flush() in stop() serves them from another thread.
+        self._reports_lock = threading.Lock()
+        self._reports: list[tuple[asyncio.Future[RecordMetadata], KafkaError | None, Message]] = []
 
     def _config(self) -> ClientConfig:
         s = self._settings
@@ -65,6 +72,7 @@ class Producer:
     async def start(self) -> None:
         if self._producer is not None:
             return
+        self._loop = asyncio.get_running_loop()
         self._producer = _RdProducer(self._config())
         self._stopping.clear()
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
@@ -75,20 +83,43 @@ class Producer:
         assert producer is not None
         while not self._stopping.is_set():
             producer.poll(0.05)
+            self._hand_over_reports()
+
+    def _hand_over_reports(self) -> None:
+        if not self._reports:
+            return
+        with self._reports_lock:
+            reports, self._reports = self._reports, []
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(_resolve_all, reports)
+
+    def _report(self, future: asyncio.Future[RecordMetadata]) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            with self._reports_lock:
+                self._reports.append((future, err, msg))
+
+        return on_delivery
 
     async def stop(self, *, timeout_ms: int = 30_000) -> int:
         """Flush what is queued, stop polling; return how many records were left undelivered."""
         if self._producer is None:
             return 0
         producer = self._producer
-        remaining: int = await asyncio.to_thread(producer.flush, timeout_ms / 1000)
+        remaining: int = await asyncio.to_thread(self._flush, producer, timeout_ms / 1000)
         self._stopping.set()
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join)
         producer.poll(0)
+        self._hand_over_reports()
         self._producer = None
         if remaining:
             log.error("producer stopped with undelivered records", extra={"undelivered": remaining})
+        return remaining
+
+    def _flush(self, producer: _RdProducer, timeout_s: float) -> int:
+        remaining: int = producer.flush(timeout_s)
+        self._hand_over_reports()
         return remaining
 
     async def __aenter__(self) -> Producer:
@@ -128,13 +159,9 @@ class Producer:
         """Queue one record; the returned future resolves on the broker's acknowledgement."""
         if self._producer is None:
             raise HookstreamError("producer is not started: call `await producer.start()` first")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[RecordMetadata] = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            loop.call_soon_threadsafe(_resolve, future, err, msg)
-
-        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": on_delivery}
+        assert self._loop is not None
+        future: asyncio.Future[RecordMetadata] = self._loop.create_future()
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": self._report(future)}
         if partition is not None:
             kwargs["partition"] = partition
         try:
@@ -146,12 +173,13 @@ class Producer:
         return future
 
 
-def _resolve(future: asyncio.Future[RecordMetadata], err: KafkaError | None, msg: Message) -> None:
-    if future.done():  # the waiter was cancelled; the record's fate is already logged by librdkafka
-        return
-    if err is not None:
-        future.set_exception(
-            DeliveryFailed(f"delivery to {msg.topic()!r} failed: {err.str()}", retriable=err.retriable())
-        )
-    else:
-        future.set_result(RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
+def _resolve_all(reports: list[tuple[asyncio.Future[RecordMetadata], KafkaError | None, Message]]) -> None:
+    for future, err, msg in reports:
+        if future.done():  # the waiter was cancelled; the record's fate is already logged by librdkafka
+            continue
+        if err is not None:
+            future.set_exception(
+                DeliveryFailed(f"delivery to {msg.topic()!r} failed: {err.str()}", retriable=err.retriable())
+            )
+        else:
+            future.set_result(RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
