@@ -50,3 +50,13 @@ class SchemaError(HookstreamError):
 
 class DevStackError(HookstreamError):
     """The local Kafka/PostgreSQL stack could not be prepared or started."""
+
+
+class RetriableError(HookstreamError):
+    """Raised by a handler: the effect failed for a reason that may pass (a partner is down); retry later."""
+
+    retriable = True
+
+
+class PermanentError(HookstreamError):
+    """Raised by a handler: this record can never succeed as it is (invalid payload); dead-letter it."""
