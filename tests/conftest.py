@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg
+from hookstream.db import apply_migrations
 import pytest
 from hookstream.kafka import TopicAdmin
 from psycopg import sql
@@ -55,3 +56,16 @@ def database_url(servers: Servers, request: pytest.FixtureRequest) -> Iterator[s
     yield psycopg.conninfo.make_conninfo(servers.database_url, dbname=name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def migrated_database_url(database_url: str) -> str:
+    """A fresh database with every bundled migration applied."""
+    await apply_migrations(database_url)
+    return database_url
+
+
+@pytest.fixture
+def service_name(request: pytest.FixtureRequest) -> str:
+    """A consumer service name no other test uses (its group and retry/DLQ topics derive from it)."""
+    return _unique(request, "svc", "-")

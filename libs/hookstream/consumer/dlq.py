@@ -1,0 +1,196 @@
+"""Dead letters: list them with their reasons, and redrive a selection back to the service's input.
+
+A redriven record goes to ``hookstream.<service>.redrive``, which only that service reads, so
+other services that share the original topic do not see it twice. Its failure headers are
+dropped (it starts again at attempt 1); ``hookstream-redriven-from`` says where it came from.
+Each redrive is recorded in Postgres, so ``list`` shows what still waits for a decision and the
+same dead letter is not sent back twice by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from confluent_kafka import Consumer, TopicPartition
+
+from hookstream.consumer.retry import FAILURE_HEADERS, RetryPolicy
+from hookstream.db import Database
+from hookstream.errors import ConfigurationError
+from hookstream.kafka import Producer
+from hookstream.kafka.admin import client_config
+from hookstream.kafka.headers import (
+    ATTEMPT,
+    ERROR_CLASS,
+    ERROR_MESSAGE,
+    EVENT_ID,
+    FIRST_FAILED_AT,
+    ORIGINAL_OFFSET,
+    ORIGINAL_PARTITION,
+    ORIGINAL_TOPIC,
+    header_str,
+)
+
+REDRIVEN_FROM = "hookstream-redriven-from"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+    redriven: bool = False
+
+    def header(self, name: str) -> str | None:
+        return header_str(self.headers, name)
+
+    @property
+    def position(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def event_id(self) -> str:
+        return self.header(EVENT_ID) or "-"
+
+    @property
+    def reason(self) -> str:
+        return f"{(self.header(ERROR_CLASS) or '?').rsplit('.', 1)[-1]}: {self.header(ERROR_MESSAGE) or ''}"
+
+    @property
+    def attempts(self) -> int:
+        return int(self.header(ATTEMPT) or 0)
+
+    @property
+    def origin(self) -> str:
+        return f"{self.header(ORIGINAL_TOPIC)}[{self.header(ORIGINAL_PARTITION)}]@{self.header(ORIGINAL_OFFSET)}"
+
+    @property
+    def first_failed_at_ms(self) -> int:
+        return int(self.header(FIRST_FAILED_AT) or self.timestamp_ms)
+
+    def redrive_headers(self) -> list[tuple[str, bytes]]:
+        kept = [(k, v) for k, v in self.headers if k not in FAILURE_HEADERS and k != REDRIVEN_FROM]
+        return [*kept, (REDRIVEN_FROM, f"{self.topic}:{self.position}".encode())]
+
+
+def dlq_topic(service: str) -> str:
+    return RetryPolicy(service, ()).dlq_topic
+
+
+def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:
+    """Every record on the DLQ topic, read without a consumer group (nothing is committed)."""
+    consumer = Consumer(
+        client_config(
+            bootstrap_servers,
+            **{"group.id": f"hookstream-dlq-reader-{uuid.uuid4().hex}", "enable.auto.commit": False},
+        )
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        if metadata.topics[topic].error is not None:
+            raise ConfigurationError(f"there is no topic {topic!r}: has the service run yet?")
+        ends: dict[int, int] = {}
+        starts: dict[int, int] = {}
+        for partition in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            if high > low:
+                starts[partition], ends[partition] = low, high
+        if not ends:
+            return []
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in ends])
+        letters: list[DeadLetter] = []
+        remaining = dict(ends)
+        while remaining:
+            message = consumer.poll(timeout_s)
+            if message is None:
+                break
+            if message.error() is not None:
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            raw_key = message.key()
+            key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+            letters.append(
+                DeadLetter(
+                    topic,
+                    partition,
+                    offset,
+                    key,
+                    message.value(),
+                    [(k, v or b"") for k, v in cast("list[tuple[str, bytes]]", message.headers() or [])],
+                    message.timestamp()[1],
+                )
+            )
+            if offset + 1 >= remaining.get(partition, 0):
+                remaining.pop(partition, None)
+        return sorted(letters, key=lambda d: (d.partition, d.offset))
+    finally:
+        consumer.close()
+
+
+async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+    async with db.connection() as conn:
+        cur = await conn.execute('SELECT partition, "offset" FROM dlq_redrives WHERE service = %s', (service,))
+        done = {(int(str(r["partition"])), int(str(r["offset"]))) for r in await cur.fetchall()}
+    return [
+        DeadLetter(
+            d.topic, d.partition, d.offset, d.key, d.value, d.headers, d.timestamp_ms, (d.partition, d.offset) in done
+        )
+        for d in letters
+    ]
+
+
+async def list_dead_letters(
+    bootstrap_servers: str, db: Database, service: str, topic: str | None = None
+) -> list[DeadLetter]:
+    letters = await asyncio.to_thread(read_dead_letters, bootstrap_servers, topic or dlq_topic(service))
+    return await mark_redriven(db, service, letters)
+
+
+def select(
+    letters: list[DeadLetter],
+    *,
+    positions: Iterable[str] = (),
+    event_ids: Iterable[str] = (),
+    everything: bool = False,
+    include_redriven: bool = False,
+) -> list[DeadLetter]:
+    """The dead letters a redrive asks for; unknown positions or ids are an error, not a silent no-op."""
+    wanted_positions, wanted_ids = set(positions), set(event_ids)
+    if not (everything or wanted_positions or wanted_ids):
+        raise ConfigurationError("say which dead letters to redrive: --all, --position P:O or --event-id ID")
+    known_positions = {d.position for d in letters}
+    known_ids = {d.event_id for d in letters}
+    missing = sorted(wanted_positions - known_positions) + sorted(wanted_ids - known_ids)
+    if missing:
+        raise ConfigurationError(f"not in the dead-letter topic: {', '.join(missing)}")
+    chosen = [d for d in letters if everything or d.position in wanted_positions or d.event_id in wanted_ids]
+    return [d for d in chosen if include_redriven or not d.redriven]
+
+
+async def redrive(
+    producer: Producer,
+    db: Database,
+    service: str,
+    letters: list[DeadLetter],
+    *,
+    on_progress: Callable[[DeadLetter], None] = lambda d: None,
+) -> int:
+    """Send each dead letter to the service's redrive topic, then record it; return how many were sent."""
+    target = RetryPolicy(service, ()).redrive_topic
+    for letter in letters:
+        await producer.send(target, letter.value, key=letter.key, headers=letter.redrive_headers())
+        async with db.connection() as conn:
+            await conn.execute(
+                """INSERT INTO dlq_redrives (service, partition, "offset") VALUES (%s, %s, %s)
+                   ON CONFLICT (service, partition, "offset") DO UPDATE SET redriven_at = now()""",
+                (service, letter.partition, letter.offset),
+            )
+        on_progress(letter)
+    return len(letters)

@@ -1,0 +1,173 @@
+"""The consumer runtime against the real broker and database: retries, dead letters, per-key order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from hookstream.consumer import ConsumerService, ConsumerSettings, Record
+from hookstream.consumer.dlq import list_dead_letters, redrive, select
+from hookstream.consumer.idempotency import first_time
+from hookstream.db import Database
+from hookstream.errors import PermanentError, RetriableError
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec
+from hookstream.kafka.headers import EVENT_ID, ORIGINAL_TOPIC
+
+FAST_TIERS = ConsumerSettings(retry_delays=["300ms", "600ms"], commit_interval_ms=200, session_timeout_ms=10_000)
+
+
+class ScriptedHandler:
+    """Fails the events it is told to, the number of times it is told to; records every success in order."""
+
+    def __init__(self) -> None:
+        self.retriable_failures: dict[str, int] = {}
+        self.permanent: set[str] = set()
+        self.attempts: Counter[str] = Counter()
+        self.done: list[tuple[str | None, str]] = []
+
+    async def __call__(self, record: Record) -> None:
+        event_id = record.event_id
+        self.attempts[event_id] += 1
+        if event_id in self.permanent:
+            raise PermanentError(f"{event_id} can never be processed")
+        if self.retriable_failures.get(event_id, 0) > 0:
+            self.retriable_failures[event_id] -= 1
+            raise RetriableError(f"partner down while processing {event_id}")
+        self.done.append((record.key, event_id))
+
+    def order(self, key: str) -> list[str]:
+        return [e for k, e in self.done if k == key]
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def db(migrated_database_url: str) -> AsyncIterator[Database]:
+    async with Database(migrated_database_url) as database:
+        yield database
+
+
+@pytest.fixture
+async def produce(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Send (key, event id) pairs, in order, to a one-partition input topic named ``unique_name``."""
+    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(unique_name, 1, 3_600_000)])
+    async with Producer(kafka_bootstrap) as producer:
+
+        async def send(*events: tuple[str, str]) -> None:
+            for key, event_id in events:
+                await producer.send(unique_name, event_id.encode(), key=key, headers=[(EVENT_ID, event_id.encode())])
+
+        yield send
+
+
+def _service(
+    service_name: str, topic: str, handler: ScriptedHandler, bootstrap: str, db: Database, **settings: object
+) -> ConsumerService:
+    return ConsumerService(
+        service_name,
+        topic,
+        handler,
+        bootstrap_servers=bootstrap,
+        db=db,
+        settings=FAST_TIERS.model_copy(update=settings),
+    )
+
+
+async def test_retry_keeps_order_for_its_key_while_other_keys_flow(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    handler = ScriptedHandler()
+    handler.retriable_failures["a1"] = 1
+    async with _service(service_name, unique_name, handler, kafka_bootstrap, db) as service:
+        await produce(("A", "a1"), ("B", "b1"), ("A", "a2"), ("B", "b2"), ("A", "a3"), ("B", "b3"))
+        await until(lambda: len(handler.done) == 6, what="all six events")
+        assert service.metrics.retried == 1
+        assert service.metrics.parked == 2
+    assert handler.order("A") == ["a1", "a2", "a3"]
+    assert handler.order("B") == ["b1", "b2", "b3"]
+    # Order B never waited for order A's retry: it was finished before a1's second attempt.
+    assert [e for _, e in handler.done].index("b3") < [e for _, e in handler.done].index("a1")
+    assert handler.attempts["a1"] == 2 and handler.attempts["a2"] == 1
+
+
+async def test_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    handler = ScriptedHandler()
+    handler.permanent.add("b2")
+    async with _service(service_name, unique_name, handler, kafka_bootstrap, db) as service:
+        await produce(("B", "b1"), ("B", "b2"), ("B", "b3"), ("C", "c1"))
+        await until(lambda: len(handler.done) == 3, what="the three good events")
+        assert service.metrics.dead_lettered == 1
+    assert handler.order("B") == ["b1", "b3"]
+    assert handler.attempts["b2"] == 1  # a permanent error is not retried
+    [letter] = await list_dead_letters(kafka_bootstrap, db, service_name)
+    assert (letter.event_id, letter.key, letter.value, letter.attempts) == ("b2", "B", b"b2", 1)
+    assert letter.reason == "PermanentError: b2 can never be processed"
+    assert letter.header(ORIGINAL_TOPIC) == unique_name
+
+
+async def test_exhausted_retries_dead_letter_release_the_key_and_redrive_processes_once(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    handler = ScriptedHandler()
+    handler.retriable_failures["a1"] = 99
+    async with _service(service_name, unique_name, handler, kafka_bootstrap, db) as service:
+        await produce(("A", "a1"), ("A", "a2"), ("A", "a3"), ("D", "d1"))
+        await until(lambda: handler.order("A") == ["a2", "a3"], what="a2, a3 released after a1 was dead-lettered")
+        assert handler.attempts["a1"] == 3  # first try + two tiers
+        assert service.metrics.dead_lettered == 1 and service.metrics.released == 2
+
+        [letter] = await list_dead_letters(kafka_bootstrap, db, service_name)
+        assert (letter.event_id, letter.attempts, letter.redriven) == ("a1", 3, False)
+        handler.retriable_failures["a1"] = 0  # the partner is fixed
+        async with Producer(kafka_bootstrap) as producer:
+            chosen = select(await list_dead_letters(kafka_bootstrap, db, service_name), event_ids=["a1"])
+            assert await redrive(producer, db, service_name, chosen) == 1
+        await until(lambda: "a1" in handler.order("A"), what="the redriven a1")
+        letters = await list_dead_letters(kafka_bootstrap, db, service_name)
+        assert [d.redriven for d in letters] == [True]
+        assert select(letters, everything=True) == []  # already redriven: not sent twice by accident
+        await asyncio.sleep(1.0)  # nothing else arrives
+    assert handler.order("A") == ["a2", "a3", "a1"]
+    assert handler.attempts["a1"] == 4
+
+
+async def test_parked_keys_survive_a_restart(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    handler = ScriptedHandler()
+    handler.retriable_failures["a1"] = 1
+    service = _service(service_name, unique_name, handler, kafka_bootstrap, db, retry_delays=["3s"])
+    async with service:
+        await produce(("A", "a1"), ("A", "a2"), ("E", "e1"))
+        await until(lambda: service.metrics.parked == 1 and handler.order("E") == ["e1"], what="a2 parked")
+    assert handler.order("A") == []
+    # A new instance (same group) picks up the retry and the parked record from Kafka and Postgres.
+    async with _service(service_name, unique_name, handler, kafka_bootstrap, db, retry_delays=["3s"]):
+        await produce(("A", "a3"))
+        await until(lambda: len(handler.order("A")) == 3, what="a1, a2, a3 after the restart")
+    assert handler.order("A") == ["a1", "a2", "a3"]
+    assert handler.attempts["a2"] == 1 and handler.attempts["a3"] == 1
+
+
+async def test_effects_are_applied_once_per_event(db: Database) -> None:
+    async with db.transaction() as conn:
+        assert await first_time(conn, "crm", "evt-1")
+    async with db.transaction() as conn:
+        assert not await first_time(conn, "crm", "evt-1")  # a redelivery
+        assert await first_time(conn, "fulfillment", "evt-1")  # another service's effect is its own
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            assert await first_time(conn, "crm", "evt-2")
+            raise RuntimeError("the effect failed")  # the marker rolls back with it
+    async with db.transaction() as conn:
+        assert await first_time(conn, "crm", "evt-2")
