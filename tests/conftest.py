@@ -5,8 +5,8 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg
-from hookstream.db import apply_migrations
 import pytest
+from hookstream.db import apply_migrations
 from hookstream.kafka import TopicAdmin
 from psycopg import sql
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from subprocess import PIPE
 
 import pytest
 from hookstream.consumer import ConsumerService, ConsumerSettings, Record
@@ -95,7 +98,8 @@ async def test_retry_keeps_order_for_its_key_while_other_keys_flow(
     assert handler.order("B") == ["b1", "b2", "b3"]
     # Order B never waited for order A's retry: it was finished before a1's second attempt.
     assert [e for _, e in handler.done].index("b3") < [e for _, e in handler.done].index("a1")
-    assert handler.attempts["a1"] == 2 and handler.attempts["a2"] == 1
+    assert handler.attempts["a1"] == 2
+    assert handler.attempts["a2"] == 1
 
 
 async def test_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
@@ -124,7 +128,8 @@ async def test_exhausted_retries_dead_letter_release_the_key_and_redrive_process
         await produce(("A", "a1"), ("A", "a2"), ("A", "a3"), ("D", "d1"))
         await until(lambda: handler.order("A") == ["a2", "a3"], what="a2, a3 released after a1 was dead-lettered")
         assert handler.attempts["a1"] == 3  # first try + two tiers
-        assert service.metrics.dead_lettered == 1 and service.metrics.released == 2
+        assert service.metrics.dead_lettered == 1
+        assert service.metrics.released == 2
 
         [letter] = await list_dead_letters(kafka_bootstrap, db, service_name)
         assert (letter.event_id, letter.attempts, letter.redriven) == ("a1", 3, False)
@@ -156,7 +161,8 @@ async def test_parked_keys_survive_a_restart(
         await produce(("A", "a3"))
         await until(lambda: len(handler.order("A")) == 3, what="a1, a2, a3 after the restart")
     assert handler.order("A") == ["a1", "a2", "a3"]
-    assert handler.attempts["a2"] == 1 and handler.attempts["a3"] == 1
+    assert handler.attempts["a2"] == 1
+    assert handler.attempts["a3"] == 1
 
 
 async def test_effects_are_applied_once_per_event(db: Database) -> None:
@@ -165,9 +171,65 @@ async def test_effects_are_applied_once_per_event(db: Database) -> None:
     async with db.transaction() as conn:
         assert not await first_time(conn, "crm", "evt-1")  # a redelivery
         assert await first_time(conn, "fulfillment", "evt-1")  # another service's effect is its own
-    with pytest.raises(RuntimeError):
+
+    async def failing_effect() -> None:
         async with db.transaction() as conn:
             assert await first_time(conn, "crm", "evt-2")
             raise RuntimeError("the effect failed")  # the marker rolls back with it
+
+    with pytest.raises(RuntimeError):
+        await failing_effect()
     async with db.transaction() as conn:
         assert await first_time(conn, "crm", "evt-2")
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hookstream.cli", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    stdout, stderr = await proc.communicate()
+    return proc.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def test_dlq_cli_lists_and_redrives(
+    kafka_bootstrap: str,
+    unique_name: str,
+    service_name: str,
+    migrated_database_url: str,
+    db: Database,
+    produce: Callable[..., Awaitable[None]],
+) -> None:
+    handler = ScriptedHandler()
+    handler.permanent.add("p1")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": migrated_database_url,
+        "COLUMNS": "200",
+    }
+    async with _service(service_name, unique_name, handler, kafka_bootstrap, db):
+        await produce(("P", "p1"), ("P", "p2"))
+        await until(lambda: handler.order("P") == ["p2"], what="p2")
+        await until(lambda: handler.attempts["p1"] == 1, what="p1 dead-lettered")
+        await asyncio.sleep(0.5)
+
+        code, stdout, _ = await _cli("dlq", "list", service_name, env=env)
+        assert code == 0
+        assert "p1" in stdout
+        assert "PermanentError: p1 can never be processed" in stdout
+
+        code, _, stderr = await _cli("dlq", "redrive", service_name, env=env)
+        assert code == 1
+        assert "say which dead letters to redrive" in stderr
+        code, _, stderr = await _cli("dlq", "redrive", service_name, "--position", "0:99", env=env)
+        assert code == 1
+        assert "not in the dead-letter topic: 0:99" in stderr
+
+        handler.permanent.clear()
+        code, stdout, _ = await _cli("dlq", "redrive", service_name, "--position", "0:0", env=env)
+        assert code == 0, stdout
+        assert "Redrove 1 dead letter(s)" in stdout
+        await until(lambda: handler.order("P") == ["p2", "p1"], what="the redriven p1")
+
+        code, stdout, _ = await _cli("dlq", "list", service_name, env=env)
+        assert "No dead letters waiting" in stdout

@@ -39,7 +39,8 @@ def test_retry_schedule_and_topic_names() -> None:
     assert policy.max_attempts == 4
     assert [policy.tier_after(a).delay_ms for a in (1, 2, 3)] == [5_000, 60_000, 600_000]  # type: ignore[union-attr]
     assert policy.tier_after(4) is None
-    assert parse_delay("250ms") == 250 and parse_delay("2h") == 7_200_000
+    assert parse_delay("250ms") == 250
+    assert parse_delay("2h") == 7_200_000
     with pytest.raises(ConfigurationError, match="like 500ms"):
         parse_delay("5 minutes")
     assert ConsumerSettings(retry_delays="1s, 30s").retry_delays == ["1s", "30s"]  # type: ignore[arg-type]
@@ -81,7 +82,8 @@ def test_dlq_selection_is_explicit() -> None:
     with pytest.raises(ConfigurationError, match="9:9, zz"):
         select(letters, positions=["9:9"], event_ids=["zz"])
     headers = dict(letters[0].redrive_headers())
-    assert headers[REDRIVEN_FROM] == b"d:0:0" and ATTEMPT not in headers
+    assert headers[REDRIVEN_FROM] == b"d:0:0"
+    assert ATTEMPT not in headers
 
 
 def test_idempotency_key_is_stable_and_short() -> None:

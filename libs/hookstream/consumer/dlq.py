@@ -10,6 +10,7 @@ same dead letter is not sent back twice by accident.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -81,7 +82,13 @@ class DeadLetter:
 
 
 def dlq_topic(service: str) -> str:
-    return RetryPolicy(service, ()).dlq_topic
+    """The service's own ``DLQ_TOPIC`` if its entrypoint declares one, else ``hookstream.<service>.dlq``."""
+    try:
+        module = importlib.import_module(f"hookstream_services.{service}.main")
+    except ImportError:
+        module = None
+    declared = getattr(module, "DLQ_TOPIC", None)
+    return declared if isinstance(declared, str) else RetryPolicy(service, ()).dlq_topic
 
 
 def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:

@@ -56,15 +56,18 @@ class RetryPolicy:
 
     service: str
     tiers: tuple[Tier, ...]
+    dlq: str | None = None  # a contract may name its own, e.g. webhooks.raw.v1.dlq
 
     @classmethod
-    def from_labels(cls, service: str, labels: list[str] | tuple[str, ...]) -> RetryPolicy:
+    def from_labels(
+        cls, service: str, labels: list[str] | tuple[str, ...], dlq_topic: str | None = None
+    ) -> RetryPolicy:
         tiers = tuple(Tier(label, parse_delay(label), f"hookstream.{service}.retry.{label}") for label in labels)
-        return cls(service, tiers)
+        return cls(service, tiers, dlq_topic)
 
     @property
     def dlq_topic(self) -> str:
-        return f"hookstream.{self.service}.dlq"
+        return self.dlq or f"hookstream.{self.service}.dlq"
 
     @property
     def redrive_topic(self) -> str:

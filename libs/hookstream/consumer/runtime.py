@@ -120,6 +120,7 @@ class ConsumerService:
         settings: ConsumerSettings | None = None,
         kafka: KafkaSettings | None = None,
         parking: ParkedKeys | None = None,
+        dlq_topic: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
@@ -130,7 +131,7 @@ class ConsumerService:
         self.db = db
         self.settings = settings or ConsumerSettings()
         self.kafka = kafka or KafkaSettings(client_id=f"hookstream-{service}")
-        self.policy = RetryPolicy.from_labels(service, self.settings.retry_delays)
+        self.policy = RetryPolicy.from_labels(service, self.settings.retry_delays, dlq_topic)
         self.parking: ParkedKeys = parking or PostgresParkedKeys(db, service)
         self.clock = clock
         self.metrics = ConsumerMetrics()
