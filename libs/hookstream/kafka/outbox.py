@@ -1,0 +1,255 @@
+"""Transactional outbox: records written in the effect's Postgres transaction reach Kafka exactly once.
+
+``add_to_outbox`` inserts the record in the caller's transaction. ``OutboxRelay`` publishes the
+rows in id order inside a Kafka transaction that also writes a marker record naming the ids it
+carries (to ``hookstream.<service>.outbox``), then deletes those rows. If the relay dies after the
+Kafka commit but before the delete, its successor reads the last committed marker and deletes
+those rows first, so nothing is published twice; if it dies before the commit, the transaction is
+aborted and read_committed consumers never see it. One relay per service holds a Postgres
+advisory lock; the fixed ``transactional.id`` fences a zombie predecessor.
+
+Rows of one key come from transactions that lock the same row in turn, so they commit in id
+order and the relay publishes them in that order. A row whose id is below rows already sent (a
+slow transaction of another key) is still sent: the relay takes every row left, not "id > last".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+import zlib
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Producer as _RdProducer
+
+from hookstream.db import Database
+from hookstream.errors import HookstreamError
+from hookstream.kafka.admin import TopicAdmin, TopicSpec, client_config
+from hookstream.kafka.headers import HeaderList
+
+log = logging.getLogger("hookstream.outbox")
+
+
+def marker_topic(service: str) -> str:
+    return f"hookstream.{service}.outbox"
+
+
+async def add_to_outbox(
+    conn: psycopg.AsyncConnection[Any],
+    service: str,
+    topic: str,
+    key: str,
+    event_id: str,
+    value: bytes,
+    headers: HeaderList,
+) -> bool:
+    """Queue one record in the caller's transaction; False if this event id was queued before."""
+    cur = await conn.execute(
+        """INSERT INTO outbox (service, topic, key, event_id, value, header_keys, header_values)
+           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING RETURNING id""",
+        (service, topic, key, event_id, value, [k for k, _ in headers], [v for _, v in headers]),
+    )
+    return await cur.fetchone() is not None
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        service: str,
+        bootstrap_servers: str,
+        db: Database,
+        database_url: str,
+        *,
+        batch_size: int = 500,
+        idle_poll_ms: int = 50,
+        transaction_timeout_ms: int = 60_000,
+    ) -> None:
+        self.service = service
+        self.bootstrap_servers = bootstrap_servers
+        self.db = db
+        self.database_url = database_url
+        self.batch_size = batch_size
+        self.idle_poll_s = idle_poll_ms / 1000
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._producer: _RdProducer | None = None
+        self._lock_conn: psycopg.AsyncConnection[Any] | None = None
+
+    def wake(self) -> None:
+        """Rows were just committed: publish them now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            await asyncio.to_thread(
+                TopicAdmin(self.bootstrap_servers).ensure_topics,
+                [TopicSpec(marker_topic(self.service), 1, -1, config={"cleanup.policy": "compact"})],
+            )
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox-{self.service}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._lock_conn is not None:
+            await self._lock_conn.close()
+            self._lock_conn = None
+
+    async def __aenter__(self) -> OutboxRelay:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def wait(self) -> None:
+        """Raise if the relay stopped with an error (a fenced or fatal producer)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+                return
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.OperationalError, HookstreamError) as exc:
+                if isinstance(exc, HookstreamError) and not exc.retriable:
+                    raise
+                log.warning("outbox relay interrupted; retrying", extra={"service": self.service, "error": str(exc)})
+                if self._lock_conn is not None:
+                    await self._lock_conn.close()
+                    self._lock_conn = None
+                await asyncio.sleep(1)
+
+    async def _lead(self) -> None:
+        """Wait to be the one relay of this service, then publish until cancelled."""
+        self._lock_conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+        lock_id = zlib.crc32(f"hookstream.outbox.{self.service}".encode())
+        while True:
+            cur = await self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,))
+            row = await cur.fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(1)
+        self._producer = await asyncio.to_thread(self._transactional_producer)
+        await self._forget_published(await asyncio.to_thread(self._last_marker))
+        log.info("outbox relay leading", extra={"service": self.service})
+        while True:
+            rows = await self._next_rows()
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.idle_poll_s):
+                        await self._wake.wait()
+                continue
+            ids = [int(r["id"]) for r in rows]
+            await asyncio.to_thread(self._publish, rows, ids)
+            await self._forget_published(ids)
+            self.published += len(ids)
+
+    def _transactional_producer(self) -> _RdProducer:
+        producer = _RdProducer(
+            client_config(
+                self.bootstrap_servers,
+                **{
+                    "transactional.id": f"hookstream.{self.service}.outbox",
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "compression.type": "lz4",
+                    "transaction.timeout.ms": self.transaction_timeout_ms,
+                },
+            )
+        )
+        producer.init_transactions(30)
+        return producer
+
+    def _last_marker(self) -> list[int]:
+        """The ids named by the last committed marker of this service (empty if none)."""
+        topic = marker_topic(self.service)
+        consumer = Consumer(
+            client_config(
+                self.bootstrap_servers,
+                **{
+                    "group.id": f"hookstream-outbox-reader-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                },
+            )
+        )
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            if high <= low:
+                return []
+            ids: list[int] = []
+            # Each transaction adds one marker and one commit control record; look back a little, then all.
+            for start in (max(low, high - 50), low):
+                consumer.assign([TopicPartition(topic, 0, start)])
+                position = start
+                while position < high:
+                    message = consumer.poll(5)
+                    if message is None:
+                        break
+                    if message.error() is None and message.key() == self.service.encode():
+                        ids = json.loads(message.value() or b"[]")
+                    position = (message.offset() or position) + 1
+                if ids:
+                    break
+            return ids
+        finally:
+            consumer.close()
+
+    async def _next_rows(self) -> list[dict[str, Any]]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT id, topic, key, value, header_keys, header_values FROM outbox
+                   WHERE service = %s ORDER BY id LIMIT %s""",
+                (self.service, self.batch_size),
+            )
+            return list(await cur.fetchall())
+
+    def _publish(self, rows: list[dict[str, Any]], ids: list[int]) -> None:
+        producer = self._producer
+        assert producer is not None
+        producer.begin_transaction()
+        try:
+            for row in rows:
+                headers: list[tuple[str, str | bytes | None]] = [
+                    (k, bytes(v)) for k, v in zip(row["header_keys"], row["header_values"], strict=True)
+                ]
+                producer.produce(row["topic"], bytes(row["value"]), key=row["key"], headers=headers)
+                producer.poll(0)
+            producer.produce(marker_topic(self.service), json.dumps(ids).encode(), key=self.service)
+            producer.commit_transaction(self.transaction_timeout_ms / 1000)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.txn_requires_abort():
+                producer.abort_transaction(self.transaction_timeout_ms / 1000)
+                raise _Retry(f"outbox transaction aborted: {error.str()}") from exc
+            if error.retriable():
+                raise _Retry(f"outbox transaction failed: {error.str()}") from exc
+            raise HookstreamError(f"outbox producer failed for good: {error.str()}") from exc
+
+    async def _forget_published(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        async with self.db.connection() as conn:
+            await conn.execute("DELETE FROM outbox WHERE service = %s AND id = ANY(%s)", (self.service, ids))
+
+
+class _Retry(HookstreamError):
+    retriable = True
