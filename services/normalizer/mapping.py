@@ -120,6 +120,9 @@ def channel_kind(headers: dict[str, str]) -> str:
 def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
     """Raise InvalidPayload / UnsupportedEvent (permanent: dead-lettered with the reason)."""
     headers: dict[str, str] = envelope["headers"]
+    received = envelope["received_at"]  # fastavro reads timestamp-millis as an aware datetime
+    if isinstance(received, datetime):
+        envelope = {**envelope, "received_at": int(received.timestamp() * 1000)}
     try:
         payload = json.loads(envelope["body"])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

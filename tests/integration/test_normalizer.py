@@ -1,0 +1,250 @@
+"""The normalizer against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hookstream.consumer.dlq import list_dead_letters, redrive, select
+from hookstream.consumer.runtime import ConsumerSettings
+from hookstream.db import Database
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec
+from hookstream.kafka.headers import header_dict
+from hookstream_services.normalizer import mapping
+from hookstream_services.normalizer.service import NormalizerService, NormalizerSettings
+
+from tests.kafka_helpers import read_topic
+from tests.normalizer_helpers import CANONICAL, envelope, publish
+
+FAST = ConsumerSettings(retry_delays=["300ms"], commit_interval_ms=200, session_timeout_ms=10_000)
+
+
+class Pipeline:
+    def __init__(self, bootstrap: str, database_url: str, name: str) -> None:
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.settings = NormalizerSettings(
+            service_name=f"normalizer-{name}", raw_topic=f"{name}.raw", canonical_topic=f"{name}.canonical"
+        )
+        TopicAdmin(bootstrap).ensure_topics([TopicSpec(self.settings.raw_topic, 3, 3_600_000)])
+
+    def service(self) -> NormalizerService:
+        return NormalizerService(self.bootstrap, self.database_url, settings=self.settings, consumer=FAST)
+
+    async def canonical(self, expect: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """Everything committed on the canonical topic (read in a thread: the service shares this loop)."""
+        records = await asyncio.to_thread(
+            read_topic, self.bootstrap, self.settings.canonical_topic, expect=expect, timeout_s=timeout_s
+        )
+        return [CANONICAL.decode(m.value(), m.headers()) | {"_headers": header_dict(m.headers())} for m in records]
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.database_url,
+            "HOOKSTREAM_NORMALIZER_SERVICE_NAME": s.service_name,
+            "HOOKSTREAM_NORMALIZER_RAW_TOPIC": s.raw_topic,
+            "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": s.canonical_topic,
+            "HOOKSTREAM_CONSUMER_COMMIT_INTERVAL_MS": "200",
+            "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        }
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, migrated_database_url: str, unique_name: str) -> Pipeline:
+    return Pipeline(kafka_bootstrap, migrated_database_url, unique_name)
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[Producer]:
+    async with Producer(kafka_bootstrap) as p:
+        yield p
+
+
+async def _rows(database_url: str, query: str, *args: object) -> list[dict[str, Any]]:
+    async with Database(database_url) as db, db.connection() as conn:
+        cur = await conn.execute(query, args)  # type: ignore[arg-type]
+        return list(await cur.fetchall())
+
+
+def _by_order(events: list[dict[str, Any]]) -> dict[str, list[tuple[int, str]]]:
+    grouped: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for e in events:
+        grouped[e["order_id"]].append((e["sequence"], e["type"]))
+    return grouped
+
+
+async def test_duplicates_give_exactly_one_canonical_event(pipeline: Pipeline, producer: Producer) -> None:
+    raw = pipeline.settings.raw_topic
+    create = envelope("shopify_orders_create")
+    await publish(
+        producer, raw, create, create, envelope("custom_order_created"), envelope("woocommerce_order_created")
+    )
+    async with pipeline.service():
+        await publish(producer, raw, create, envelope("stripe_payment_intent_succeeded"))
+        events = await pipeline.canonical(expect=4)
+    assert sorted((e["order_id"], e["type"], e["sequence"]) for e in events) == [
+        ("b2b-portal:B2B-2026-000317", "order.created", 1),
+        ("shopify:5612345678901", "order.created", 1),
+        ("shopify:5612345678901", "order.paid", 2),  # the Stripe payment, linked by its metadata
+        ("woocommerce:727", "order.created", 1),
+    ]
+    paid = next(e for e in events if e["type"] == "order.paid")
+    assert (paid["channel"], paid["amounts"]["paid"], paid["status"]) == ("stripe", "63.71", "paid")
+    assert paid["_headers"]["traceparent"].startswith(b"00-4bf92f3577b34da6a3ce929d0e0e4736-")
+
+
+async def test_reordered_deliveries_end_in_the_right_state_and_canonical_order(
+    pipeline: Pipeline, producer: Producer
+) -> None:
+    raw = pipeline.settings.raw_topic
+    stale_update = envelope(
+        "shopify_orders_create",
+        event_id="upd-old",
+        order=1001,
+        topic="orders/updated",
+        body_changes={"updated_at": "2026-11-20T10:15:03+00:00", "email": "old@example.com"},
+    )
+    async with pipeline.service():
+        # Fulfilled, then paid, then created: held until they can apply, then applied in order.
+        await publish(
+            producer,
+            raw,
+            envelope("shopify_orders_fulfilled", event_id="ful", order=1001),
+            envelope("shopify_orders_paid", event_id="paid", order=1001),
+            envelope("shopify_orders_create", event_id="create", order=1001),
+            stale_update,
+            # Created, cancelled, then paid: the payment after cancellation is a conflict.
+            envelope("shopify_orders_create", event_id="c-create", order=2002),
+            envelope("shopify_orders_cancelled", event_id="c-cancel", order=2002),
+            envelope("shopify_orders_paid", event_id="c-paid", order=2002),
+        )
+        events = await pipeline.canonical(expect=5)
+    assert _by_order(events) == {
+        "shopify:1001": [(1, "order.created"), (2, "order.paid"), (3, "order.fulfilled")],
+        "shopify:2002": [(1, "order.created"), (2, "order.cancelled")],
+    }
+    url = pipeline.database_url
+    [order] = await _rows(url, "SELECT status, sequence, snapshot FROM orders WHERE order_id = 'shopify:1001'")
+    assert (order["status"], order["sequence"]) == ("fulfilled", 3)
+    assert order["snapshot"]["tracking"][0]["number"] == "RR123456789PT"
+    timeline = await _rows(url, "SELECT event_id, outcome, sequence FROM order_timeline ORDER BY order_id, event_id")
+    outcomes = {r["event_id"]: (r["outcome"], r["sequence"]) for r in timeline}
+    assert outcomes["upd-old"][0] == "stale"  # an older update never overwrites newer state
+    assert outcomes["ful"] == ("applied", 3)
+    assert outcomes["c-paid"] == ("conflict", None)
+    [conflict] = await _rows(url, "SELECT event_id, reason FROM order_conflicts")
+    assert conflict == {"event_id": "c-paid", "reason": "order.paid after the order was cancelled"}
+    assert await _rows(url, "SELECT * FROM held_events") == []
+
+
+async def test_poison_records_go_to_the_raw_dlq_and_the_partition_keeps_flowing(
+    pipeline: Pipeline, producer: Producer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = pipeline.settings.raw_topic
+    service = pipeline.service()
+    monkeypatch.delitem(mapping.SHOPIFY_TOPICS, "orders/paid")  # a release that forgot orders/paid
+    async with service:
+        bad_total = envelope("shopify_orders_create", event_id="bad-total", order=3003)
+        bad_total["body"] = bad_total["body"].replace(b'"total_price": "63.71"', b'"total_price": "lots"')
+        await publish(producer, raw, bad_total)
+        await producer.send(raw, b"\x00not avro", key="shopify:3003")
+        await publish(
+            producer,
+            raw,
+            envelope("shopify_orders_create", event_id="ok-create", order=3003),
+            envelope("shopify_orders_paid", event_id="paid-3003", order=3003),
+            envelope("shopify_orders_create", event_id="after", order=3004),
+        )
+        events = await pipeline.canonical(expect=2)
+        assert sorted(e["event_id"] for e in events) == ["after", "ok-create"]
+        letters = await list_dead_letters(kafka_bootstrap, service.db, service.names.service, service.names.dlq_topic)
+        reasons = sorted(d.reason for d in letters)
+        assert len(reasons) == 3
+        assert reasons[0].startswith("InvalidPayload: shopify payload of 'orders/create' is invalid: total_price")
+        assert reasons[1].startswith("SchemaError: value is not a valid webhooks.raw.v1 record")
+        assert reasons[2] == "UnsupportedEvent: Shopify topic 'orders/paid' has no canonical order event"
+        assert all(d.attempts == 1 for d in letters)  # permanent: no retry tiers
+
+        monkeypatch.setitem(mapping.SHOPIFY_TOPICS, "orders/paid", "order.paid")  # the fix
+        async with Producer(kafka_bootstrap) as p:
+            chosen = select(letters, event_ids=["paid-3003"])
+            await redrive(p, service.db, service.names.service, chosen)
+            await redrive(p, service.db, service.names.service, chosen)  # twice by mistake: still once
+        events = await pipeline.canonical(expect=3)
+    assert _by_order(events)["shopify:3003"] == [(1, "order.created"), (2, "order.paid")]
+
+
+async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event(
+    pipeline: Pipeline, producer: Producer
+) -> None:
+    raw = pipeline.settings.raw_topic
+    orders = 300
+    for n in range(orders):
+        order = 500_000 + n
+        await publish(
+            producer,
+            raw,
+            envelope("shopify_orders_create", event_id=f"k{n}-create", order=order),
+            envelope("shopify_orders_paid", event_id=f"k{n}-paid", order=order),
+            envelope("shopify_orders_fulfilled", event_id=f"k{n}-ful", order=order),
+        )
+    expected = orders * 3
+    command = [sys.executable, "-m", "hookstream.cli", "run", "normalizer"]
+
+    first = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            seen = await asyncio.to_thread(_count_committed, pipeline)
+            if seen >= expected // 4:
+                break
+            assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+            assert time.monotonic() < deadline, f"only {seen} canonical events after 60 s"
+            await asyncio.sleep(0.1)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert seen < expected, "the first run finished before it was killed: nothing was tested"
+
+    second = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)
+    try:
+        events = await pipeline.canonical(expected, 90)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, second.stderr.read().decode() if second.stderr else ""
+    ids = [e["event_id"] for e in events]
+    assert len(ids) == len(set(ids)), "a canonical event id was published twice"
+    assert len(ids) == expected, f"{expected - len(ids)} canonical events were lost"
+    for order_id, history in _by_order(events).items():
+        assert history == [(1, "order.created"), (2, "order.paid"), (3, "order.fulfilled")], order_id
+
+
+def _count_committed(pipeline: Pipeline) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": pipeline.bootstrap, "group.id": "count", "isolation.level": "read_committed"}
+    )
+    try:
+        topic = pipeline.settings.canonical_topic
+        metadata = consumer.list_topics(topic, timeout=5)
+        total = 0
+        for p in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
