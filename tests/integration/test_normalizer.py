@@ -202,7 +202,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event
     expected = orders * 3
     command = [sys.executable, "-m", "hookstream.cli", "run", "normalizer"]
 
-    first = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)
+    first = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)  # noqa: ASYNC220 - starts at once
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -219,7 +219,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event
             first.kill()
     assert seen < expected, "the first run finished before it was killed: nothing was tested"
 
-    second = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)
+    second = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)  # noqa: ASYNC220
     try:
         events = await pipeline.canonical(expected, 90)
     finally:
