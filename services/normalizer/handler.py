@@ -56,7 +56,8 @@ class Normalizer:
         envelope = self.raw.decode(record.value or b"", record.headers)  # SchemaError: permanent → DLQ
         event = normalize(envelope)  # InvalidPayload / UnsupportedEvent: permanent → DLQ
         traceparent = child_traceparent(record.header(TRACEPARENT))
-        async with self.db.transaction() as conn:
+        # Pipeline mode: statements whose results we do not read go out without waiting for each reply.
+        async with self.db.transaction() as conn, conn.pipeline():
             if not await first_time(conn, self.names.service, event.event_id):
                 self.duplicates += 1
                 return

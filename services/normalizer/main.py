@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+import uvloop
 from hookstream.db import apply_migrations
 from hookstream.errors import HookstreamError
 from hookstream.kafka import wait_for_broker
@@ -28,7 +29,12 @@ async def serve() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with service:
-        print(f"normalizer: {bootstrap} webhooks.raw.v1 → orders.events.v1; dead letters: {DLQ_TOPIC}", file=sys.stderr)
+        names = service.names
+        print(
+            f"normalizer: {names.raw_topic} → {names.canonical_topic} on {bootstrap};"
+            f" dead letters: {names.dlq_topic}; group hookstream.{names.service}",
+            file=sys.stderr,
+        )
         failed = asyncio.ensure_future(service.wait())
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait([failed, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -42,7 +48,7 @@ def main(argv: list[str]) -> int:
     parser.parse_args(argv)
     configure_logging(LogSettings())
     try:
-        asyncio.run(serve())
+        uvloop.run(serve())
     except HookstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -54,6 +54,7 @@ class OrderState:
     sequence: int
     source_updated_at: datetime | None
     snapshot: dict[str, Any]
+    held: int
 
     def has(self, flag: str) -> bool:
         return bool(getattr(self, flag))
@@ -101,14 +102,13 @@ def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None
 
 
 async def _lock_order(conn: psycopg.AsyncConnection[Any], event: CanonicalEvent) -> OrderState:
-    await conn.execute(
-        "INSERT INTO orders (order_id, channel) VALUES (%s, %s) ON CONFLICT (order_id) DO NOTHING",
-        (event.order_id, event.channel),
-    )
+    # One round trip: the no-op update on conflict both locks the existing row and returns it.
     cur = await conn.execute(
-        """SELECT order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
-                  source_updated_at, snapshot FROM orders WHERE order_id = %s FOR UPDATE""",
-        (event.order_id,),
+        """INSERT INTO orders (order_id, channel) VALUES (%s, %s)
+           ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+           RETURNING order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
+                     source_updated_at, snapshot, held""",
+        (event.order_id, event.channel),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -165,6 +165,7 @@ async def _record_unapplied(
         (state.order_id, event.event_id, event.type, event.occurred_at, outcome, detail),
     )
     if outcome == "held":
+        state.held += 1
         await conn.execute(
             """INSERT INTO held_events (order_id, event_id, type, occurred_at, waits_for, event)
                VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (order_id, event_id) DO NOTHING""",
@@ -184,6 +185,8 @@ async def _record_unapplied(
 
 async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -> list[Applied]:
     """Apply held events whose prerequisites are now met, oldest first, until none is ready."""
+    if state.held == 0:
+        return []
     cur = await conn.execute(
         "SELECT event FROM held_events WHERE order_id = %s ORDER BY occurred_at, held_at", (state.order_id,)
     )
@@ -204,6 +207,7 @@ async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -
                 "DELETE FROM held_events WHERE order_id = %s AND event_id = %s", (state.order_id, event.event_id)
             )
             held.remove(event)
+            state.held -= 1
             progress = True
             break
     return applied
@@ -212,7 +216,7 @@ async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -
 async def _save(conn: psycopg.AsyncConnection[Any], state: OrderState) -> None:
     await conn.execute(
         """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
-               sequence = %s, source_updated_at = %s, snapshot = %s, updated_at = now()
+               sequence = %s, source_updated_at = %s, snapshot = %s, held = %s, updated_at = now()
            WHERE order_id = %s""",
         (
             state.status,
@@ -223,6 +227,7 @@ async def _save(conn: psycopg.AsyncConnection[Any], state: OrderState) -> None:
             state.sequence,
             state.source_updated_at,
             json.dumps(state.snapshot),
+            state.held,
             state.order_id,
         ),
     )

@@ -48,14 +48,13 @@ async def add_to_outbox(
     event_id: str,
     value: bytes,
     headers: HeaderList,
-) -> bool:
-    """Queue one record in the caller's transaction; False if this event id was queued before."""
-    cur = await conn.execute(
+) -> None:
+    """Queue one record in the caller's transaction (a second one with the same event id is dropped)."""
+    await conn.execute(
         """INSERT INTO outbox (service, topic, key, event_id, value, header_keys, header_values)
-           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING RETURNING id""",
+           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
         (service, topic, key, event_id, value, [k for k, _ in headers], [v for _, v in headers]),
     )
-    return await cur.fetchone() is not None
 
 
 class OutboxRelay:

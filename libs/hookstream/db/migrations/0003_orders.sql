@@ -11,6 +11,7 @@ CREATE TABLE orders (
     sequence          bigint      NOT NULL DEFAULT 0,
     source_updated_at timestamptz,
     snapshot          jsonb       NOT NULL DEFAULT '{}',
+    held              integer     NOT NULL DEFAULT 0,
     first_seen_at     timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
