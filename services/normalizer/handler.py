@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hookstream.avro import AvroSerde
-from hookstream.consumer import Record, first_time
+from hookstream.consumer import Record
 from hookstream.db import Database
+from hookstream.db.group_commit import GroupCommit
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
-from hookstream.kafka.outbox import add_to_outbox
+from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import child_traceparent
-from hookstream_services.normalizer.mapping import normalize
-from hookstream_services.normalizer.orders import apply_event
+from hookstream_services.normalizer.mapping import CanonicalEvent, normalize
+from hookstream_services.normalizer.orders import apply_events
 
 log = logging.getLogger("hookstream.normalizer")
 
@@ -35,7 +36,16 @@ class Names:
         return f"{self.raw_topic}.dlq"
 
 
+@dataclass(frozen=True)
+class _Work:
+    event: CanonicalEvent
+    traceparent: str
+
+
 class Normalizer:
+    """The consumer runtime's handler. Concurrent calls (one per order in flight) are written to
+    Postgres together by group commit: one transaction per batch instead of one per event."""
+
     def __init__(
         self,
         db: Database,
@@ -44,6 +54,7 @@ class Normalizer:
         *,
         names: Names | None = None,
         on_queued: Callable[[], None] | None = None,
+        max_batch: int = 200,
     ) -> None:
         self.db = db
         self.raw = raw
@@ -51,32 +62,36 @@ class Normalizer:
         self.names = names or Names()
         self.on_queued = on_queued
         self.duplicates = 0
+        self.group: GroupCommit[_Work, None] = GroupCommit(self._write_batch, max_batch=max_batch)
 
     async def __call__(self, record: Record) -> None:
         envelope = self.raw.decode(record.value or b"", record.headers)  # SchemaError: permanent → DLQ
         event = normalize(envelope)  # InvalidPayload / UnsupportedEvent: permanent → DLQ
-        traceparent = child_traceparent(record.header(TRACEPARENT))
-        # Pipeline mode: statements whose results we do not read go out without waiting for each reply.
-        async with self.db.transaction() as conn, conn.pipeline():
-            if not await first_time(conn, self.names.service, event.event_id):
-                self.duplicates += 1
-                return
-            for applied in await apply_event(conn, event):
-                value = self.canonical.encode(applied.event.to_avro(applied.sequence, applied.status))
-                headers = [
-                    *self.canonical.headers,
-                    (TRACEPARENT, traceparent.encode()),
-                    (EVENT_ID, applied.event.event_id.encode()),
-                    (CHANNEL, applied.event.channel.encode()),
-                ]
-                await add_to_outbox(
-                    conn,
-                    self.names.service,
-                    self.names.canonical_topic,
-                    applied.event.order_id,
-                    applied.event.event_id,
-                    value,
-                    headers,
-                )
+        await self.group.submit(_Work(event, child_traceparent(record.header(TRACEPARENT))))
         if self.on_queued is not None:
             self.on_queued()
+
+    async def _write_batch(self, batch: list[_Work]) -> list[None]:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                """INSERT INTO processed_events (service, event_id) SELECT %s, unnest(%s::text[])
+                   ON CONFLICT DO NOTHING RETURNING event_id""",
+                (self.names.service, [w.event.event_id for w in batch]),
+            )
+            fresh = {row["event_id"] for row in await cur.fetchall()}
+            self.duplicates += len(batch) - len(fresh)
+            work = [w for w in batch if w.event.event_id in fresh]
+            applied = await apply_events(conn, [w.event for w in work]) if work else {}
+            rows = []
+            for w in work:
+                for a in applied[w.event.event_id]:
+                    value = self.canonical.encode(a.event.to_avro(a.sequence, a.status))
+                    headers = [
+                        *self.canonical.headers,
+                        (TRACEPARENT, w.traceparent.encode()),
+                        (EVENT_ID, a.event.event_id.encode()),
+                        (CHANNEL, a.event.channel.encode()),
+                    ]
+                    rows.append((a.event.order_id, a.event.event_id, value, headers))
+            await add_many_to_outbox(conn, self.names.service, self.names.canonical_topic, rows)
+        return [None] * len(batch)

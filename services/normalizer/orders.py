@@ -4,14 +4,18 @@ Each event either applies (and becomes the order's next canonical event), is hel
 depends on has applied (paid before created, fulfilled before paid), is stale (an update older
 than what the order already shows), is a conflict (anything but a refund after cancellation), or
 is ignored (a second order.created). Everything is written to the order's timeline; conflicts
-also to ``order_conflicts`` for people to look at. One transaction, the order row locked.
+also to ``order_conflicts`` for people to look at.
+
+``apply_events`` takes a batch of events of distinct orders (the consumer runtime never has two
+events of one order in flight): it locks their rows in one statement, decides in memory, and
+writes the outcome with one statement per table, all in the caller's transaction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,18 +74,35 @@ def event_from_json(data: dict[str, Any]) -> CanonicalEvent:
     return CanonicalEvent(**{**data, "occurred_at": datetime.fromisoformat(data["occurred_at"])})
 
 
-async def apply_event(conn: psycopg.AsyncConnection[Any], event: CanonicalEvent) -> list[Applied]:
-    """Apply ``event`` inside the caller's transaction; return the canonical events to publish, in order."""
-    state = await _lock_order(conn, event)
-    applied: list[Applied] = []
-    verdict = _verdict(state, event)
-    if verdict is None:
-        applied.append(await _apply(conn, state, event))
-        applied += await _release_held(conn, state)
-    else:
-        await _record_unapplied(conn, state, event, verdict)
-    await _save(conn, state)
-    return applied
+@dataclass
+class _Writes:
+    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    held_added: list[tuple[Any, ...]] = field(default_factory=list)
+    held_removed: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+async def apply_events(conn: psycopg.AsyncConnection[Any], events: list[CanonicalEvent]) -> dict[str, list[Applied]]:
+    """Apply each event inside the caller's transaction; per event id, the canonical events to publish, in order."""
+    order_ids = sorted({e.order_id for e in events})
+    if len(order_ids) != len(events):
+        raise ValueError("apply_events takes at most one event per order")
+    states = await _lock_orders(conn, events)
+    held = await _load_held(conn, [s for s in states.values() if s.held])
+    writes = _Writes()
+    result: dict[str, list[Applied]] = {}
+    for event in events:
+        state = states[event.order_id]
+        applied: list[Applied] = []
+        verdict = _verdict(state, event)
+        if verdict is None:
+            applied.append(_apply(writes, state, event))
+            applied += _release_held(writes, state, held.get(state.order_id, []))
+        else:
+            _record_unapplied(writes, state, event, verdict)
+        result[event.event_id] = applied
+    await _write(conn, writes, list(states.values()))
+    return result
 
 
 def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None:
@@ -101,21 +122,35 @@ def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None
     return None
 
 
-async def _lock_order(conn: psycopg.AsyncConnection[Any], event: CanonicalEvent) -> OrderState:
-    # One round trip: the no-op update on conflict both locks the existing row and returns it.
+async def _lock_orders(conn: psycopg.AsyncConnection[Any], events: list[CanonicalEvent]) -> dict[str, OrderState]:
+    # One round trip for the batch: the no-op update on conflict both locks existing rows and returns
+    # them. Rows are locked in order-id order so concurrent batches cannot deadlock on each other.
+    first = sorted({e.order_id: e.channel for e in events}.items())
     cur = await conn.execute(
-        """INSERT INTO orders (order_id, channel) VALUES (%s, %s)
+        """INSERT INTO orders (order_id, channel)
+           SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1
            ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
            RETURNING order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
                      source_updated_at, snapshot, held""",
-        (event.order_id, event.channel),
+        ([o for o, _ in first], [c for _, c in first]),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return OrderState(**row)
+    return {row["order_id"]: OrderState(**row) for row in await cur.fetchall()}
 
 
-async def _apply(conn: psycopg.AsyncConnection[Any], state: OrderState, event: CanonicalEvent) -> Applied:
+async def _load_held(conn: psycopg.AsyncConnection[Any], states: list[OrderState]) -> dict[str, list[CanonicalEvent]]:
+    if not states:
+        return {}
+    cur = await conn.execute(
+        "SELECT order_id, event FROM held_events WHERE order_id = ANY(%s) ORDER BY order_id, occurred_at, held_at",
+        ([s.order_id for s in states],),
+    )
+    held: dict[str, list[CanonicalEvent]] = {}
+    for row in await cur.fetchall():
+        held.setdefault(row["order_id"], []).append(event_from_json(row["event"]))
+    return held
+
+
+def _apply(writes: _Writes, state: OrderState, event: CanonicalEvent) -> Applied:
     state.sequence += 1
     status = STATUS_AFTER[event.type] or state.status or "pending"
     state.status = status
@@ -144,53 +179,30 @@ async def _apply(conn: psycopg.AsyncConnection[Any], state: OrderState, event: C
         state.snapshot["tracking"] = state.snapshot.get("tracking", []) + [
             t for t in event.tracking if t["number"] not in known
         ]
-    await conn.execute(
-        """INSERT INTO order_timeline (order_id, event_id, type, occurred_at, outcome, sequence)
-           VALUES (%s, %s, %s, %s, 'applied', %s)
-           ON CONFLICT (order_id, event_id) DO UPDATE SET outcome = 'applied', sequence = excluded.sequence,
-               detail = NULL, recorded_at = now()""",
-        (state.order_id, event.event_id, event.type, event.occurred_at, state.sequence),
+    writes.timeline.append(
+        (state.order_id, event.event_id, event.type, event.occurred_at, "applied", state.sequence, None)
     )
     return Applied(event, state.sequence, status)
 
 
-async def _record_unapplied(
-    conn: psycopg.AsyncConnection[Any], state: OrderState, event: CanonicalEvent, verdict: tuple[str, str]
-) -> None:
+def _record_unapplied(writes: _Writes, state: OrderState, event: CanonicalEvent, verdict: tuple[str, str]) -> None:
     outcome, detail = verdict
-    await conn.execute(
-        """INSERT INTO order_timeline (order_id, event_id, type, occurred_at, outcome, detail)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (order_id, event_id) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail""",
-        (state.order_id, event.event_id, event.type, event.occurred_at, outcome, detail),
-    )
+    writes.timeline.append((state.order_id, event.event_id, event.type, event.occurred_at, outcome, None, detail))
     if outcome == "held":
         state.held += 1
-        await conn.execute(
-            """INSERT INTO held_events (order_id, event_id, type, occurred_at, waits_for, event)
-               VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (order_id, event_id) DO NOTHING""",
-            (state.order_id, event.event_id, event.type, event.occurred_at, detail, event_to_json(event)),
+        writes.held_added.append(
+            (state.order_id, event.event_id, event.type, event.occurred_at, detail, event_to_json(event))
         )
     elif outcome == "conflict":
-        await conn.execute(
-            """INSERT INTO order_conflicts (order_id, event_id, type, reason) VALUES (%s, %s, %s, %s)
-               ON CONFLICT (order_id, event_id) DO NOTHING""",
-            (state.order_id, event.event_id, event.type, detail),
-        )
+        writes.conflicts.append((state.order_id, event.event_id, event.type, detail))
         log.warning(
             "order event conflicts with the order's state",
             extra={"order_id": state.order_id, "event_id": event.event_id, "type": event.type, "reason": detail},
         )
 
 
-async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -> list[Applied]:
+def _release_held(writes: _Writes, state: OrderState, held: list[CanonicalEvent]) -> list[Applied]:
     """Apply held events whose prerequisites are now met, oldest first, until none is ready."""
-    if state.held == 0:
-        return []
-    cur = await conn.execute(
-        "SELECT event FROM held_events WHERE order_id = %s ORDER BY occurred_at, held_at", (state.order_id,)
-    )
-    held = [event_from_json(row["event"]) for row in await cur.fetchall()]
     applied: list[Applied] = []
     progress = True
     while held and progress:
@@ -200,12 +212,10 @@ async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -
             if verdict is not None and verdict[0] == "held":
                 continue
             if verdict is None:
-                applied.append(await _apply(conn, state, event))
+                applied.append(_apply(writes, state, event))
             else:
-                await _record_unapplied(conn, state, event, verdict)
-            await conn.execute(
-                "DELETE FROM held_events WHERE order_id = %s AND event_id = %s", (state.order_id, event.event_id)
-            )
+                _record_unapplied(writes, state, event, verdict)
+            writes.held_removed.append((state.order_id, event.event_id))
             held.remove(event)
             state.held -= 1
             progress = True
@@ -213,21 +223,47 @@ async def _release_held(conn: psycopg.AsyncConnection[Any], state: OrderState) -
     return applied
 
 
-async def _save(conn: psycopg.AsyncConnection[Any], state: OrderState) -> None:
-    await conn.execute(
-        """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
-               sequence = %s, source_updated_at = %s, snapshot = %s, held = %s, updated_at = now()
-           WHERE order_id = %s""",
-        (
-            state.status,
-            state.created,
-            state.paid,
-            state.fulfilled,
-            state.cancelled,
-            state.sequence,
-            state.source_updated_at,
-            json.dumps(state.snapshot),
-            state.held,
-            state.order_id,
-        ),
-    )
+async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: list[OrderState]) -> None:
+    async with conn.cursor() as cur:
+        # The timeline keeps the last outcome per event: a held event that applies later says so.
+        await cur.executemany(
+            """INSERT INTO order_timeline (order_id, event_id, type, occurred_at, outcome, sequence, detail)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (order_id, event_id) DO UPDATE SET outcome = excluded.outcome,
+                   sequence = excluded.sequence, detail = excluded.detail, recorded_at = now()""",
+            writes.timeline,
+        )
+        if writes.held_added:
+            await cur.executemany(
+                """INSERT INTO held_events (order_id, event_id, type, occurred_at, waits_for, event)
+                   VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (order_id, event_id) DO NOTHING""",
+                writes.held_added,
+            )
+        if writes.held_removed:
+            await cur.executemany("DELETE FROM held_events WHERE order_id = %s AND event_id = %s", writes.held_removed)
+        if writes.conflicts:
+            await cur.executemany(
+                """INSERT INTO order_conflicts (order_id, event_id, type, reason) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (order_id, event_id) DO NOTHING""",
+                writes.conflicts,
+            )
+        await cur.executemany(
+            """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
+                   sequence = %s, source_updated_at = %s, snapshot = %s, held = %s, updated_at = now()
+               WHERE order_id = %s""",
+            [
+                (
+                    s.status,
+                    s.created,
+                    s.paid,
+                    s.fulfilled,
+                    s.cancelled,
+                    s.sequence,
+                    s.source_updated_at,
+                    json.dumps(s.snapshot),
+                    s.held,
+                    s.order_id,
+                )
+                for s in states
+            ],
+        )

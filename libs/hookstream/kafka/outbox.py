@@ -57,6 +57,20 @@ async def add_to_outbox(
     )
 
 
+async def add_many_to_outbox(
+    conn: psycopg.AsyncConnection[Any], service: str, topic: str, rows: list[tuple[str, str, bytes, HeaderList]]
+) -> None:
+    """``add_to_outbox`` for (key, event_id, value, headers) rows, in one statement round."""
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """INSERT INTO outbox (service, topic, key, event_id, value, header_keys, header_values)
+               VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
+            [(service, topic, k, e, v, [hk for hk, _ in h], [hv for _, hv in h]) for k, e, v, h in rows],
+        )
+
+
 class OutboxRelay:
     def __init__(
         self,
