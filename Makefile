@@ -33,6 +33,7 @@ lint: install
 bench: install
 	$(PY) bench/devstack_start.py
 	$(PY) bench/ingress.py
+	$(PY) bench/normalizer.py
 
 stack-up: install
 	$(HS) dev up
