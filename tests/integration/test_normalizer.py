@@ -224,7 +224,12 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event
         events = await pipeline.canonical(expected, 90)
     finally:
         second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0, second.stderr.read().decode() if second.stderr else ""
+        try:
+            code = second.wait(30)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            code = second.wait()
+        assert code == 0, second.stderr.read().decode() if second.stderr else ""
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "a canonical event id was published twice"
     assert len(ids) == expected, f"{expected - len(ids)} canonical events were lost"

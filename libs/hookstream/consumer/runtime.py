@@ -59,7 +59,7 @@ class ConsumerSettings(BaseSettings):
     max_poll_records: int = 500
     commit_interval_ms: int = 1_000
     drain_timeout_ms: int = 30_000
-    session_timeout_ms: int = 30_000
+    session_timeout_ms: int = 10_000  # how long a killed instance holds its partitions
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     infra_backoff_max_ms: int = 5_000
@@ -186,8 +186,16 @@ class ConsumerService:
         if self._runner is None:
             return
         self._stopping = True
-        with contextlib.suppress(Exception):
-            await self._runner
+        runner = self._runner
+        try:
+            await asyncio.wait_for(asyncio.shield(runner), 2.0)
+        except TimeoutError:
+            # Stuck in a rebalance (waiting for a dead member's session to expire): leave it.
+            runner.cancel()
+        except Exception:  # noqa: S110 - the error was logged by the runner and is raised by wait()
+            pass
+        with contextlib.suppress(BaseException):
+            await runner
         self._runner = None
         await self._close_partitions(list(self._partitions))
         if self._consumer is not None:
