@@ -85,6 +85,8 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     records = read_topic(kafka_bootstrap, unique_name, expect=len(accepted), timeout_s=30)
     on_topic = {header_dict(m.headers())[EVENT_ID].decode() for m in records}
     assert accepted <= on_topic, f"accepted but not stored: {sorted(accepted - on_topic)[:5]}"
+    # And the reverse: a request cut while in flight would have stored its event without a 200.
+    assert on_topic <= accepted, f"stored but never answered 200: {sorted(on_topic - accepted)[:5]}"
 
 
 def _post_ready(port: int) -> int | str:
