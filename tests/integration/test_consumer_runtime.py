@@ -233,3 +233,36 @@ async def test_dlq_cli_lists_and_redrives(
 
         code, stdout, _ = await _cli("dlq", "list", service_name, env=env)
         assert "No dead letters waiting" in stdout
+
+
+async def test_rebalances_lose_nothing_and_keep_each_keys_order(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database
+) -> None:
+    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(unique_name, 6, 3_600_000)])
+    seen: list[tuple[str, int]] = []
+
+    async def slow_handler(record: Record) -> None:
+        await asyncio.sleep(0.002)  # work in flight when partitions move
+        seen.append((record.key or "", int(record.event_id.rsplit("-", 1)[1])))
+
+    keys, per_key = 30, 40
+    first = _service(service_name, unique_name, slow_handler, kafka_bootstrap, db)  # type: ignore[arg-type]
+    second = _service(service_name, unique_name, slow_handler, kafka_bootstrap, db)  # type: ignore[arg-type]
+    async with Producer(kafka_bootstrap) as producer:
+        await first.start()
+        for n in range(per_key):
+            for k in range(keys):
+                await producer.send(unique_name, b"x", key=f"k{k}", headers=[(EVENT_ID, f"k{k}-{n}".encode())])
+            if n == per_key // 3:
+                await second.start()  # partitions move to the newcomer while records are in flight
+            if n == 2 * per_key // 3:
+                await first.stop()  # and back, as an instance leaves
+        await until(lambda: len({s for s in seen}) == keys * per_key, timeout_s=60, what="every event")
+        await second.stop()
+    assert {s for s in seen} == {(f"k{k}", n) for k in range(keys) for n in range(per_key)}
+    for k in range(keys):
+        firsts: list[int] = []
+        for key, n in seen:
+            if key == f"k{k}" and n not in firsts:
+                firsts.append(n)
+        assert firsts == sorted(firsts), f"key k{k} was processed out of order: {firsts}"
