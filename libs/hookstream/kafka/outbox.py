@@ -253,7 +253,9 @@ class OutboxRelay:
             if error.txn_requires_abort():
                 producer.abort_transaction(self.transaction_timeout_ms / 1000)
                 raise _Retry(f"outbox transaction aborted: {error.str()}") from exc
-            if error.retriable():
+            if error.retriable() or error.fatal():
+                # Fatal is what a fenced producer sees when another relay took over (it held the
+                # advisory lock after our connection dropped): step down and wait for the lock again.
                 raise _Retry(f"outbox transaction failed: {error.str()}") from exc
             raise HookstreamError(f"outbox producer failed for good: {error.str()}") from exc
 
