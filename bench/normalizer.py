@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from hookstream.db import apply_migrations  # noqa: E402
+from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 
@@ -99,6 +100,7 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--rate", type=int, default=500, help="events/s in the latency phase")
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=1, help="normalizer processes in the group")
     args = parser.parse_args()
     stack = StackSettings()
     bootstrap, base_url = stack.require_kafka(), stack.require_database()
@@ -126,7 +128,10 @@ async def main() -> None:
             "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": canonical_topic,
             "HOOKSTREAM_LOG_LEVEL": "WARNING",
         }
-        proc = subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "normalizer"], env=env)  # noqa: ASYNC220
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "normalizer"], env=env)  # noqa: ASYNC220
+            for _ in range(args.processes)
+        ]
         try:
             marks: dict[float, float] = {}
             started = time.monotonic()
@@ -134,7 +139,7 @@ async def main() -> None:
             while True:
                 count = committed(bootstrap, canonical_topic)
                 now = time.monotonic()
-                peak_rss = max(peak_rss, psutil.Process(proc.pid).memory_info().rss / 2**20)
+                peak_rss = max(peak_rss, sum(psutil.Process(p.pid).memory_info().rss for p in procs) / 2**20)
                 for frac in (0.1, 0.9):
                     if frac not in marks and count >= frac * backlog:
                         marks[frac] = now
@@ -161,10 +166,15 @@ async def main() -> None:
                     await asyncio.sleep(delay)
             latencies = await read_latencies(bootstrap, canonical_topic, sent)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
 
-    print(f"\nnormalizer bench: {args.orders} orders x 3 events, 6 partitions, cores={os.cpu_count()}")
+    print(
+        f"\nnormalizer bench: {args.orders} orders x 3 events, 6 partitions, {args.processes} process(es),"
+        f" cores={os.cpu_count()}"
+    )
     print(f"{'what':44} {'value':>12}")
     print(f"{'ceiling: bare consume + Avro decode':44} {ceiling_rate:10.0f}/s")
     print(f"{'normalizer: raw -> canonical (backlog)':44} {throughput:10.0f}/s")
@@ -172,7 +182,7 @@ async def main() -> None:
     print(f"{'added latency at ' + str(args.rate) + '/s: p50':44} {pct(latencies, 0.5):10.1f}ms")
     print(f"{'added latency p95':44} {pct(latencies, 0.95):10.1f}ms")
     print(f"{'added latency p99':44} {pct(latencies, 0.99):10.1f}ms")
-    print(f"{'normalizer peak RSS':44} {peak_rss:10.0f}MB")
+    print(f"{'normalizer peak RSS (all processes)':44} {peak_rss:10.0f}MB")
 
 
 async def read_latencies(bootstrap: str, topic: str, expect: int) -> list[float]:
@@ -200,4 +210,7 @@ async def read_latencies(bootstrap: str, topic: str, expect: int) -> list[float]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except HookstreamError as exc:
+        sys.exit(f"error: {exc}")
