@@ -57,8 +57,10 @@ class OrderState:
     cancelled: bool
     sequence: int
     source_updated_at: datetime | None
-    snapshot: dict[str, Any]
     held: int
+    # Written back only when they change; never read per event (the read and rewrite cost more than the rest).
+    snapshot: dict[str, Any] | None = None
+    new_tracking: list[dict[str, str | None]] = field(default_factory=list)
 
     def has(self, flag: str) -> bool:
         return bool(getattr(self, flag))
@@ -131,7 +133,7 @@ async def _lock_orders(conn: psycopg.AsyncConnection[Any], events: list[Canonica
            SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1
            ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
            RETURNING order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
-                     source_updated_at, snapshot, held""",
+                     source_updated_at, held""",
         ([o for o, _ in first], [c for _, c in first]),
     )
     return {row["order_id"]: OrderState(**row) for row in await cur.fetchall()}
@@ -172,13 +174,8 @@ def _apply(writes: _Writes, state: OrderState, event: CanonicalEvent) -> Applied
             "items": event.items,
             "shipping_address": event.shipping_address,
             "billing_address": event.billing_address,
-            "tracking": state.snapshot.get("tracking", []),
         }
-    if event.tracking:
-        known = {t["number"] for t in state.snapshot.get("tracking", [])}
-        state.snapshot["tracking"] = state.snapshot.get("tracking", []) + [
-            t for t in event.tracking if t["number"] not in known
-        ]
+    state.new_tracking += event.tracking
     writes.timeline.append(
         (state.order_id, event.event_id, event.type, event.occurred_at, "applied", state.sequence, None)
     )
@@ -249,7 +246,12 @@ async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: li
             )
         await cur.executemany(
             """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
-                   sequence = %s, source_updated_at = %s, snapshot = %s, held = %s, updated_at = now()
+                   sequence = %s, source_updated_at = %s, snapshot = coalesce(%s::jsonb, snapshot),
+                   tracking = CASE WHEN %s::jsonb = '[]'::jsonb THEN tracking ELSE (
+                       SELECT jsonb_agg(t) FROM (
+                           SELECT DISTINCT ON (t->>'number') t FROM jsonb_array_elements(tracking || %s::jsonb) AS x(t)
+                       ) AS distinct_numbers) END,
+                   held = %s, updated_at = now()
                WHERE order_id = %s""",
             [
                 (
@@ -260,7 +262,9 @@ async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: li
                     s.cancelled,
                     s.sequence,
                     s.source_updated_at,
-                    json.dumps(s.snapshot),
+                    None if s.snapshot is None else json.dumps(s.snapshot),
+                    json.dumps(s.new_tracking),
+                    json.dumps(s.new_tracking),
                     s.held,
                     s.order_id,
                 )

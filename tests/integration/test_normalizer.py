@@ -113,7 +113,10 @@ async def test_reordered_deliveries_end_in_the_right_state_and_canonical_order(
         event_id="upd-old",
         order=1001,
         topic="orders/updated",
-        body_changes={"updated_at": "2026-11-20T10:15:03+00:00", "email": "old@example.com"},
+        body_changes={
+            "updated_at": "2026-11-20T10:15:03+00:00",
+            "customer": {"id": 7012345678901, "email": "old@example.com"},
+        },
     )
     async with pipeline.service():
         # Fulfilled, then paid, then created: held until they can apply, then applied in order.
@@ -135,9 +138,12 @@ async def test_reordered_deliveries_end_in_the_right_state_and_canonical_order(
         "shopify:2002": [(1, "order.created"), (2, "order.cancelled")],
     }
     url = pipeline.database_url
-    [order] = await _rows(url, "SELECT status, sequence, snapshot FROM orders WHERE order_id = 'shopify:1001'")
+    [order] = await _rows(
+        url, "SELECT status, sequence, snapshot, tracking FROM orders WHERE order_id = 'shopify:1001'"
+    )
     assert (order["status"], order["sequence"]) == ("fulfilled", 3)
-    assert order["snapshot"]["tracking"][0]["number"] == "RR123456789PT"
+    assert [t["number"] for t in order["tracking"]] == ["RR123456789PT"]
+    assert order["snapshot"]["customer"]["email"] == "ana.silva@example.com"  # newest data, not the stale update's
     timeline = await _rows(url, "SELECT event_id, outcome, sequence FROM order_timeline ORDER BY order_id, event_id")
     outcomes = {r["event_id"]: (r["outcome"], r["sequence"]) for r in timeline}
     assert outcomes["upd-old"][0] == "stale"  # an older update never overwrites newer state

@@ -40,6 +40,15 @@ def marker_topic(service: str) -> str:
     return f"hookstream.{service}.outbox"
 
 
+def encode_headers(headers: HeaderList) -> str:
+    # latin-1 maps every byte to one code point, so any header value survives the round trip.
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def decode_headers(text: str) -> HeaderList:
+    return [(k, v.encode("latin-1")) for k, v in json.loads(text)]
+
+
 async def add_to_outbox(
     conn: psycopg.AsyncConnection[Any],
     service: str,
@@ -51,9 +60,9 @@ async def add_to_outbox(
 ) -> None:
     """Queue one record in the caller's transaction (a second one with the same event id is dropped)."""
     await conn.execute(
-        """INSERT INTO outbox (service, topic, key, event_id, value, header_keys, header_values)
-           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
-        (service, topic, key, event_id, value, [k for k, _ in headers], [v for _, v in headers]),
+        """INSERT INTO outbox (service, topic, key, event_id, value, headers)
+           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
+        (service, topic, key, event_id, value, encode_headers(headers)),
     )
 
 
@@ -65,9 +74,9 @@ async def add_many_to_outbox(
         return
     async with conn.cursor() as cur:
         await cur.executemany(
-            """INSERT INTO outbox (service, topic, key, event_id, value, header_keys, header_values)
-               VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
-            [(service, topic, k, e, v, [hk for hk, _ in h], [hv for _, hv in h]) for k, e, v, h in rows],
+            """INSERT INTO outbox (service, topic, key, event_id, value, headers)
+               VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
+            [(service, topic, k, e, v, encode_headers(h)) for k, e, v, h in rows],
         )
 
 
@@ -229,7 +238,7 @@ class OutboxRelay:
     async def _next_rows(self) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                """SELECT id, topic, key, value, header_keys, header_values FROM outbox
+                """SELECT id, topic, key, value, headers FROM outbox
                    WHERE service = %s ORDER BY id LIMIT %s""",
                 (self.service, self.batch_size),
             )
@@ -241,9 +250,7 @@ class OutboxRelay:
         producer.begin_transaction()
         try:
             for row in rows:
-                headers: list[tuple[str, str | bytes | None]] = [
-                    (k, bytes(v)) for k, v in zip(row["header_keys"], row["header_values"], strict=True)
-                ]
+                headers: list[tuple[str, str | bytes | None]] = list(decode_headers(row["headers"]))
                 producer.produce(row["topic"], bytes(row["value"]), key=row["key"], headers=headers)
                 producer.poll(0)
             producer.produce(marker_topic(self.service), json.dumps(ids).encode(), key=self.service)

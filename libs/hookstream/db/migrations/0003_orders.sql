@@ -10,7 +10,8 @@ CREATE TABLE orders (
     cancelled         boolean     NOT NULL DEFAULT false,
     sequence          bigint      NOT NULL DEFAULT 0,
     source_updated_at timestamptz,
-    snapshot          jsonb       NOT NULL DEFAULT '{}',
+    snapshot          jsonb       NOT NULL DEFAULT '{}', -- newest customer, items, addresses, amounts
+    tracking          jsonb       NOT NULL DEFAULT '[]', -- every tracking number seen, whatever its order
     held              integer     NOT NULL DEFAULT 0,
     first_seen_at     timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()
@@ -57,8 +58,7 @@ CREATE TABLE outbox (
     key           text        NOT NULL,
     event_id      text        NOT NULL,
     value         bytea       NOT NULL,
-    header_keys   text[]      NOT NULL,
-    header_values bytea[]     NOT NULL,
+    headers       text        NOT NULL, -- JSON [[name, value as latin-1]]: one cheap parameter per row
     created_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (service, event_id)
 );
