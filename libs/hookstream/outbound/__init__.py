@@ -1,0 +1,1 @@
+"""Outbound webhooks: payload rendering (JSON/XML) and the SSRF guard."""
