@@ -53,9 +53,15 @@ class DevStackError(HookstreamError):
 
 
 class RetriableError(HookstreamError):
-    """Raised by a handler: the effect failed for a reason that may pass (a partner is down); retry later."""
+    """Raised by a handler: the effect failed for a reason that may pass (a partner is down); retry later.
+
+    ``retry_after_ms`` (e.g. from a partner's Retry-After) makes the next attempt wait at least that long."""
 
     retriable = True
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class PermanentError(HookstreamError):

@@ -266,3 +266,19 @@ async def test_rebalances_lose_nothing_and_keep_each_keys_order(
             if key == f"k{k}" and n not in firsts:
                 firsts.append(n)
         assert firsts == sorted(firsts), f"key k{k} was processed out of order: {firsts}"
+
+
+async def test_retry_after_from_the_error_delays_the_next_attempt(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    attempts: list[float] = []
+
+    async def rate_limited_once(record: Record) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise RetriableError("429 from the partner", retry_after_ms=1500)
+
+    async with _service(service_name, unique_name, rate_limited_once, kafka_bootstrap, db):  # type: ignore[arg-type]
+        await produce(("R", "r1"))
+        await until(lambda: len(attempts) == 2, what="the second attempt")
+    assert attempts[1] - attempts[0] >= 1.5  # the tier says 300 ms; the partner asked for 1.5 s

@@ -453,7 +453,8 @@ class ConsumerService:
 
     async def _send_to_tier(self, record: Record, exc: BaseException, tier: Tier) -> None:
         now_ms = int(self.clock() * 1000)
-        headers = failure_headers(record, exc, attempt=record.attempt, not_before_ms=now_ms + tier.delay_ms)
+        delay_ms = max(tier.delay_ms, getattr(exc, "retry_after_ms", None) or 0)
+        headers = failure_headers(record, exc, attempt=record.attempt, not_before_ms=now_ms + delay_ms)
         await self.producer.send(tier.topic, record.value, key=record.key, headers=headers)
 
     async def _dead_letter(self, record: Record, exc: BaseException) -> None:
