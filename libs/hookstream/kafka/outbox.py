@@ -148,7 +148,9 @@ class OutboxRelay:
                 return
             except asyncio.CancelledError:
                 raise
-            except (psycopg.OperationalError, HookstreamError) as exc:
+            except (psycopg.OperationalError, KafkaException, HookstreamError) as exc:
+                # KafkaException: e.g. init_transactions timing out while the coordinator aborts a dead
+                # predecessor's transaction. Start over: nothing is published twice (see the marker).
                 if isinstance(exc, HookstreamError) and not exc.retriable:
                     raise
                 log.warning("outbox relay interrupted; retrying", extra={"service": self.service, "error": str(exc)})
