@@ -18,12 +18,12 @@ from importlib import resources
 from typing import Any
 
 from hookstream.errors import HookstreamError, ProducerQueueFull
+from hookstream.ratelimit import TokenBucket
 from hookstream.signatures import InvalidSignature
 from hookstream.tracing import child_traceparent
 from hookstream_services.ingress.channels import BadPayload, Channel, build_channels
 from hookstream_services.ingress.config import IngressConfig
 from hookstream_services.ingress.publisher import Envelope, Publisher
-from hookstream_services.ingress.ratelimit import TokenBucket
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response

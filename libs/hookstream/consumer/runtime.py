@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,7 @@ class ConsumerSettings(BaseSettings):
 
     keys_in_flight_per_partition: int = 16
     retry_delays: list[str] = ["5s", "1m", "10m"]
+    retry_jitter: float = 0.0  # 0.1: each tier delay varies by ±10 %, so retries of an outage do not arrive in step
     max_buffered_per_partition: int = 2_000
     max_poll_records: int = 500
     commit_interval_ms: int = 1_000
@@ -453,7 +455,9 @@ class ConsumerService:
 
     async def _send_to_tier(self, record: Record, exc: BaseException, tier: Tier) -> None:
         now_ms = int(self.clock() * 1000)
-        delay_ms = max(tier.delay_ms, getattr(exc, "retry_after_ms", None) or 0)
+        jitter = self.settings.retry_jitter
+        tier_delay_ms = tier.delay_ms * (1 + random.uniform(-jitter, jitter)) if jitter else tier.delay_ms
+        delay_ms = int(max(tier_delay_ms, getattr(exc, "retry_after_ms", None) or 0))
         headers = failure_headers(record, exc, attempt=record.attempt, not_before_ms=now_ms + delay_ms)
         await self.producer.send(tier.topic, record.value, key=record.key, headers=headers)
 

@@ -1,7 +1,8 @@
-"""Token bucket, one per channel (per worker process)."""
+"""Token bucket: ingress per channel (per worker process), delivery per partner endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -23,3 +24,8 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+    async def acquire(self) -> None:
+        """Wait until a token is granted: the limit is enforced by waiting, not by dropping."""
+        while wait_s := self.take():  # noqa: ASYNC110 - tokens refill with time, not on an event
+            await asyncio.sleep(wait_s)

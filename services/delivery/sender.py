@@ -1,0 +1,173 @@
+"""One HTTP attempt to a partner endpoint, and what its answer means for the delivery.
+
+aiohttp with one pooled session; TLS verification stays on. The SSRF guard sits in the
+resolver, so the address the connection uses is the one that was checked; IP-literal hosts
+(which aiohttp does not resolve) are checked before the request, and redirects are followed by
+hand (at most ``MAX_REDIRECTS``) so each hop is checked too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from hookstream.outbound.ssrf import UnsafeTarget, check_addresses
+
+MAX_REDIRECTS = 3
+EXCERPT_BYTES = 4096
+
+
+class Verdict(Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    GONE = "gone"  # 410: the partner removed the endpoint
+    REJECTED = "rejected"  # another 4xx, or a target we refuse to call
+
+
+@dataclass(frozen=True)
+class Attempt:
+    verdict: Verdict
+    status_code: int | None
+    latency_ms: int
+    excerpt: str | None
+    error: str | None
+    retry_after_ms: int | None = None
+
+
+class GuardedResolver(AbstractResolver):
+    def __init__(self, allow: frozenset[str]) -> None:
+        self.allow = allow
+        self.inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        check_addresses(host, [r["host"] for r in results], self.allow)
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def retry_after_ms(value: str | None, now: float | None = None) -> int | None:
+    """Retry-After as seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0, int((when - (time.time() if now is None else now)) * 1000))
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        allow_targets: frozenset[str] = frozenset(),
+        retry_other_4xx: bool = False,
+        max_connections: int = 1000,
+        max_per_host: int = 100,
+    ) -> None:
+        self.allow_targets = allow_targets
+        self.retry_other_4xx = retry_other_4xx
+        self.max_connections = max_connections
+        self.max_per_host = max_per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections,
+                limit_per_host=self.max_per_host,
+                resolver=GuardedResolver(self.allow_targets),
+                ttl_dns_cache=None,  # resolve (and check) on every new connection
+            )
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_ms: int) -> Attempt:
+        assert self._session is not None, "call `await sender.start()` first"
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                return await self._post(url, body, headers, started)
+        except UnsafeTarget as exc:
+            return self._attempt(Verdict.REJECTED, None, started, error=str(exc))
+        except TimeoutError:
+            return self._attempt(Verdict.RETRY, None, started, error=f"no answer within {timeout_ms} ms")
+        except aiohttp.ClientError as exc:
+            unsafe = _unsafe_cause(exc)
+            if unsafe is not None:
+                return self._attempt(Verdict.REJECTED, None, started, error=str(unsafe))
+            return self._attempt(Verdict.RETRY, None, started, error=f"{type(exc).__name__}: {exc}")
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], started: float) -> Attempt:
+        assert self._session is not None
+        for _ in range(MAX_REDIRECTS + 1):
+            host = urlsplit(url).hostname or ""
+            if _is_ip(host):
+                check_addresses(host, [host], self.allow_targets)
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", "replace")
+                status = response.status
+                if status in (301, 302, 307, 308) and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                return self._classify(status, excerpt, response.headers, started)
+        return self._attempt(Verdict.RETRY, None, started, error=f"more than {MAX_REDIRECTS} redirects")
+
+    def _classify(self, status: int, excerpt: str, headers: Any, started: float) -> Attempt:
+        if 200 <= status < 300:
+            return self._attempt(Verdict.DELIVERED, status, started, excerpt=excerpt)
+        if status == 410:
+            return self._attempt(Verdict.GONE, status, started, excerpt=excerpt, error="410 Gone")
+        if status in (408, 425, 429) or status >= 500 or (400 <= status < 500 and self.retry_other_4xx):
+            wait = retry_after_ms(headers.get("Retry-After")) if status in (429, 503) else None
+            return self._attempt(Verdict.RETRY, status, started, excerpt=excerpt, error=f"HTTP {status}", wait=wait)
+        return self._attempt(Verdict.REJECTED, status, started, excerpt=excerpt, error=f"HTTP {status}")
+
+    @staticmethod
+    def _attempt(
+        verdict: Verdict,
+        status: int | None,
+        started: float,
+        *,
+        excerpt: str | None = None,
+        error: str | None = None,
+        wait: int | None = None,
+    ) -> Attempt:
+        return Attempt(verdict, status, int((time.perf_counter() - started) * 1000), excerpt, error, wait)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
+def _unsafe_cause(exc: BaseException) -> UnsafeTarget | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, UnsafeTarget):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

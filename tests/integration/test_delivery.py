@@ -1,0 +1,213 @@
+"""Delivery against the real broker and database and a partner endpoint started by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hookstream.consumer.dlq import list_dead_letters
+from hookstream.db import Database
+from hookstream.devstack.process import free_port
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec
+from hookstream.kafka.headers import EVENT_ID
+from hookstream.subscriptions import SubscriptionStore
+from hookstream_services.delivery.handlers import ALERTS_TOPIC
+from hookstream_services.delivery.service import DeliveryService, DeliverySettings
+from standardwebhooks import Webhook
+
+from tests.kafka_helpers import read_topic
+from tests.normalizer_helpers import CANONICAL
+
+
+@dataclass
+class Partner:
+    """An endpoint that answers from a script per path (or per path and event id), then 200; it
+    records every request."""
+
+    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.received.append(
+            {"path": request.path, "headers": dict(request.headers), "body": body, "at": time.monotonic()}
+        )
+        try:
+            event_id = json.loads(body)["event_id"]
+        except ValueError:
+            event_id = None
+        answers = self.script.get(f"{request.path}#{event_id}") or self.script.get(request.path, [])
+        status, headers = answers.pop(0) if answers else (200, {})
+        return web.Response(status=status, headers=headers, text="ok" if status < 300 else "nope")
+
+    def at(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["path"] == path]
+
+
+@pytest.fixture
+async def partner() -> AsyncIterator[Partner]:
+    p = Partner()
+    app = web.Application()
+    app.router.add_post("/{name}", p.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    p.url = f"http://127.0.0.1:{port}"
+    yield p
+    await runner.cleanup()
+
+
+def canonical(event_id: str, order_id: str, sequence: int, kind: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "order_id": order_id,
+        "sequence": sequence,
+        "channel": "shopify",
+        "type": kind,
+        "status": kind.split(".")[1],
+        "occurred_at": datetime(2026, 11, 20, 10, 0, sequence, tzinfo=UTC),
+        "received_at": datetime(2026, 11, 20, 10, 0, sequence, tzinfo=UTC),
+        "currency": "EUR",
+        "amounts": {"total": "63.71", "subtotal": None, "tax": None, "shipping": None, "discount": None, "paid": None},
+        "customer": None,
+        "items": [],
+        "shipping_address": None,
+        "billing_address": None,
+        "tracking": [],
+        "payment_reference": None,
+    }
+
+
+async def until(condition: Any, timeout_s: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def stack(kafka_bootstrap: str, migrated_database_url: str, unique_name: str) -> AsyncIterator[dict[str, Any]]:
+    settings = DeliverySettings(
+        service_name=f"delivery-{unique_name}",
+        canonical_topic=f"{unique_name}.canonical",
+        deliveries_topic=f"{unique_name}.deliveries",
+        retry_schedule=["300ms", "600ms"],
+        retry_jitter=0,
+        allow_targets=["loopback"],
+        subscription_refresh_ms=100,
+    )
+    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(settings.canonical_topic, 3, 3_600_000)])
+    async with (
+        Database(migrated_database_url) as db,
+        Producer(kafka_bootstrap) as producer,
+    ):
+
+        async def publish(*events: dict[str, Any]) -> None:
+            for e in events:
+                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
+                await producer.send(settings.canonical_topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
+
+        yield {"settings": settings, "db": db, "store": SubscriptionStore(db), "publish": publish}
+
+
+def _verify(secret: str, request: dict[str, Any], *, json_parse: bool = True) -> Any:
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    return Webhook(secret).verify(request["body"], headers, json_parse=json_parse)
+
+
+async def test_signed_ordered_retried_delivery(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    sub = await store.add(name="acme", url=f"{partner.url}/acme", event_types=["order.*"], rate_limit_per_s=20)
+    xml_sub = await store.add(name="erp", url=f"{partner.url}/erp", event_types=["order.paid"], content_type="xml")
+    secret = sub.signing_secrets()[0]
+    # The first attempt of o1's first event fails, the second is rate-limited with Retry-After: 1.
+    partner.script["/acme#o1-1"] = [(500, {}), (429, {"Retry-After": "1"})]
+    service = DeliveryService(
+        kafka_bootstrap, migrated_database_url, settings=stack["settings"], commit_interval_ms=200
+    )
+    async with service:
+        await stack["publish"](
+            canonical("o1-1", "shopify:1", 1, "order.created"),
+            canonical("o2-1", "shopify:2", 1, "order.created"),
+            canonical("o1-2", "shopify:1", 2, "order.paid"),
+            canonical("o1-3", "shopify:1", 3, "order.fulfilled"),
+            canonical("o2-2", "shopify:2", 2, "order.paid"),
+        )
+        await until(lambda: len(partner.at("/acme")) == 7 and len(partner.at("/erp")) == 2, what="all deliveries")
+    acme = partner.at("/acme")
+    payloads = [_verify(secret, r) for r in acme]  # the official library verifies every request
+    order1 = [p["event_id"] for p in payloads if p["order_id"] == "shopify:1"]
+    assert order1 == ["o1-1", "o1-1", "o1-1", "o1-2", "o1-3"]  # FIFO per (endpoint, order), retries first
+    assert [p["event_id"] for p in payloads if p["order_id"] == "shopify:2"] == ["o2-1", "o2-2"]
+    first_three = [r for r, p in zip(acme, payloads, strict=True) if p["event_id"] == "o1-1"]
+    assert len({r["headers"]["webhook-id"] for r in first_three}) == 1  # stable across retries
+    assert first_three[2]["at"] - first_three[1]["at"] >= 1.0  # Retry-After: 1 honoured (tier is 600 ms)
+    erp = partner.at("/erp")
+    assert all(r["headers"]["Content-Type"] == "application/xml" for r in erp)
+    assert all(b"<type>order.paid</type>" in r["body"] for r in erp)
+    _verify(xml_sub.signing_secrets()[0], erp[0], json_parse=False)
+
+    async with Database(migrated_database_url) as db, db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT d.event_id, d.status, d.attempts FROM deliveries d WHERE subscription_id = %s ORDER BY event_id",
+            (sub.id,),
+        )
+        rows = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT status_code FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id"
+            " WHERE d.event_id = 'o1-1' AND d.subscription_id = %s ORDER BY attempted_at",
+            (sub.id,),
+        )
+        codes = [r["status_code"] for r in await cur.fetchall()]
+    assert {r["event_id"]: (r["status"], r["attempts"]) for r in rows}["o1-1"] == ("delivered", 3)
+    assert all(r["status"] == "delivered" for r in rows)
+    assert codes == [500, 429, 200]
+
+
+async def test_gone_disables_exhausted_goes_to_dlq_and_ssrf_is_refused(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    gone = await store.add(name="gone", url=f"{partner.url}/gone", event_types=["order.*"])
+    await store.add(name="down", url=f"{partner.url}/down", event_types=["order.created"])
+    await store.add(name="imds", url="http://169.254.169.254/latest", event_types=["order.created"])
+    partner.script["/gone"] = [(410, {})]
+    partner.script["/down"] = [(503, {})] * 10
+    service = DeliveryService(
+        kafka_bootstrap, migrated_database_url, settings=stack["settings"], commit_interval_ms=200
+    )
+    async with service:
+        await stack["publish"](canonical("g-1", "shopify:7", 1, "order.created"))
+        await until(lambda: len(partner.at("/down")) == 3, what="three attempts at the failing endpoint")
+        await stack["publish"](canonical("g-2", "shopify:7", 2, "order.paid"))
+        dlq = service.sending.policy.dlq_topic
+        letters = await _wait_letters(kafka_bootstrap, service, dlq, expect=2)
+    assert len(partner.at("/gone")) == 1  # disabled after the 410: g-2 was not sent
+    disabled = await store.get(gone.id)
+    assert not disabled.enabled
+    assert "410 Gone" in (disabled.disabled_reason or "")
+    reasons = sorted(letter.reason for letter in letters)
+    assert any("refused to prevent SSRF" in r and "metadata" in r for r in reasons), reasons
+    assert any("HTTP 503" in r for r in reasons), reasons
+    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS_TOPIC, expect=1, timeout_s=10)]
+    assert any(a["subscription_id"] == gone.id and a["type"] == "endpoint.disabled" for a in alerts)
+
+
+async def _wait_letters(bootstrap: str, service: DeliveryService, topic: str, expect: int) -> list[Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        letters = await list_dead_letters(bootstrap, service.db, service.sending.service, topic)
+        if len(letters) >= expect or time.monotonic() > deadline:
+            return letters
+        await asyncio.sleep(0.3)
