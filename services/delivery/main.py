@@ -15,7 +15,6 @@ from hookstream.logs import configure_logging
 from hookstream.settings import LogSettings, StackSettings
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
 
-DLQ_TOPIC = "hookstream.delivery-send.dlq"
 
 
 async def serve() -> None:
