@@ -16,7 +16,6 @@ from hookstream.settings import LogSettings, StackSettings
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
 
 
-
 async def serve() -> None:
     stack = StackSettings()
     bootstrap, database_url = stack.require_kafka(), stack.require_database()
