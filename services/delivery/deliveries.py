@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from hookstream.db import Database
+from hookstream.kafka.outbox import encode_headers
 from hookstream_services.delivery.sender import Attempt
 
 FINAL = ("delivered", "failed", "skipped")
@@ -24,14 +26,48 @@ class DeliveryLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """(subscription_id, event_id, order_id, event_type) rows; existing ones stay as they are."""
+    async def create(
+        self, rows: list[tuple[str, str, str, str]], value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """(subscription_id, event_id, order_id, event_type) rows of one record; existing ones stay as they are."""
+        encoded = encode_headers(headers)
         async with self.db.connection() as conn, conn.cursor() as cur:
             await cur.executemany(
-                """INSERT INTO deliveries (id, subscription_id, event_id, order_id, event_type, webhook_id)
-                   VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (subscription_id, event_id) DO NOTHING""",
-                [(delivery_id(s, e), s, e, o, t, webhook_id(s, e)) for s, e, o, t in rows],
+                """INSERT INTO deliveries
+                       (id, subscription_id, event_id, order_id, event_type, webhook_id, value, headers)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (subscription_id, event_id) DO NOTHING""",
+                [(delivery_id(s, e), s, e, o, t, webhook_id(s, e), value, encoded) for s, e, o, t in rows],
             )
+
+    async def for_retry(
+        self, *, delivery: str | None = None, subscription_id: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """One delivery (any state but delivered), or every failed one of an endpoint since a time, oldest first."""
+        async with self.db.connection() as conn:
+            if delivery is not None:
+                cur = await conn.execute(
+                    """SELECT id, subscription_id, order_id, status, value, headers FROM deliveries
+                       WHERE id = %s""",
+                    (delivery,),
+                )
+            else:
+                cur = await conn.execute(
+                    """SELECT id, subscription_id, order_id, status, value, headers FROM deliveries
+                       WHERE subscription_id = %s AND status = 'failed' AND created_at >= %s
+                       ORDER BY created_at, id""",
+                    (subscription_id, since),
+                )
+            return list(await cur.fetchall())
+
+    async def expire(self, older_than: timedelta) -> int:
+        """Delete settled deliveries and their attempts past the retention; return how many deliveries went."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """DELETE FROM deliveries WHERE status IN ('delivered', 'failed', 'skipped')
+                   AND updated_at < now() - %s""",
+                (older_than,),
+            )
+            return cur.rowcount
 
     async def status(self, delivery: str) -> str | None:
         async with self.db.connection() as conn:

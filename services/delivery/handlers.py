@@ -83,7 +83,11 @@ class Fanout:
         wanted = [s for s in await self.cache.all() if s.wants(event["type"])]
         if not wanted:
             return
-        await self.log.create([(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted])
+        await self.log.create(
+            [(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted],
+            record.value or b"",
+            [(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY)],
+        )
         for sub in wanted:
             headers = [
                 *[(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY)],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from datetime import timedelta
 from types import TracebackType
 
@@ -13,12 +15,20 @@ from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.settings import KafkaSettings
 from hookstream.subscriptions import SubscriptionStore
 from hookstream_services.delivery.deliveries import DeliveryLog
-from hookstream_services.delivery.handlers import ALERTS_TOPIC, DELIVERIES_TOPIC, Fanout, Send, SubscriptionCache
+from hookstream_services.delivery.handlers import (
+    ALERTS_TOPIC,
+    DELIVERIES_TOPIC,
+    Breaker,
+    Fanout,
+    Send,
+    SubscriptionCache,
+)
 from hookstream_services.delivery.sender import Sender
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CANONICAL_TOPIC = "orders.events.v1"
+log = logging.getLogger("hookstream.delivery")
 
 
 class DeliverySettings(BaseSettings):
@@ -33,6 +43,11 @@ class DeliverySettings(BaseSettings):
     subscription_refresh_ms: int = 2_000
     max_connections: int = 1_000
     max_connections_per_host: int = 100
+    breaker_window: int = 20
+    breaker_min_calls: int = 5
+    breaker_failure_ratio: float = 0.5
+    breaker_cooldown_s: float = 30
+    log_retention_days: float = 30  # settled deliveries and their attempts are deleted after this
     # Where it reads and writes; change them only to run a second, separate pipeline (tests do).
     service_name: str = "delivery"
     canonical_topic: str = CANONICAL_TOPIC
@@ -68,7 +83,8 @@ class DeliveryService:
         )
         serde = SchemaStore.bundled().serde(CANONICAL_TOPIC)
         cache = SubscriptionCache(SubscriptionStore(self.db), s.subscription_refresh_ms / 1000)
-        deliveries = DeliveryLog(self.db)
+        self.deliveries = deliveries = DeliveryLog(self.db)
+        self._sweeper: asyncio.Task[None] | None = None
         send_settings = ConsumerSettings(
             retry_delays=s.retry_schedule,
             retry_jitter=s.retry_jitter,
@@ -94,6 +110,12 @@ class DeliveryService:
             self.producer,
             max_attempts=len(s.retry_schedule) + 1,
             auto_disable_after=timedelta(hours=s.auto_disable_after_hours),
+            breaker=lambda: Breaker(
+                window=s.breaker_window,
+                min_calls=s.breaker_min_calls,
+                failure_ratio=s.breaker_failure_ratio,
+                cooldown_s=s.breaker_cooldown_s,
+            ),
         )
         self.sending = ConsumerService(
             f"{s.service_name}-send",
@@ -112,6 +134,17 @@ class DeliveryService:
         await self.sender.start()
         await self.sending.start()
         await self.fanout.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._expire_log())
+
+    async def _expire_log(self) -> None:
+        while True:
+            try:
+                gone = await self.deliveries.expire(timedelta(days=self.settings.log_retention_days))
+                if gone:
+                    log.info("delivery log expired", extra={"deleted": gone})
+            except Exception as exc:  # the next round tries again
+                log.warning("delivery log expiry failed", extra={"error": str(exc)})
+            await asyncio.sleep(600)
 
     def _ensure_topics(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
@@ -122,6 +155,10 @@ class DeliveryService:
         )
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.fanout.stop()
         await self.sending.stop()
         await self.sender.stop()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +18,12 @@ from aiohttp import web
 from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
 from hookstream.devstack.process import free_port
+from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
 from hookstream.subscriptions import SubscriptionStore
+from hookstream_services.delivery.commands import resend
+from hookstream_services.delivery.deliveries import delivery_id
 from hookstream_services.delivery.handlers import ALERTS_TOPIC
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
 from standardwebhooks import Webhook
@@ -211,3 +217,48 @@ async def _wait_letters(bootstrap: str, service: DeliveryService, topic: str, ex
         if len(letters) >= expect or time.monotonic() > deadline:
             return letters
         await asyncio.sleep(0.3)
+
+
+async def test_failed_deliveries_are_recovered_in_order_and_retry_refuses_delivered_ones(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    sub = await store.add(name="flaky", url=f"{partner.url}/flaky", event_types=["order.*"])
+    partner.script["/flaky"] = [(500, {})] * 6  # both events exhaust their three attempts
+    settings = stack["settings"].model_copy(update={"breaker_min_calls": 100})  # keep calling, breaker aside
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    async with service:
+        await stack["publish"](
+            canonical("f-1", "shopify:9", 1, "order.created"), canonical("f-2", "shopify:9", 2, "order.paid")
+        )
+        await until(lambda: len(partner.at("/flaky")) == 6, what="six failed attempts")
+        await asyncio.sleep(0.5)
+        async with Producer(kafka_bootstrap) as producer:
+            since = datetime.now(UTC) - timedelta(hours=1)
+            topic = stack["settings"].deliveries_topic
+            assert await resend(service.db, producer, subscription_id=sub.id, since=since, topic=topic) == 2
+            await until(lambda: len(partner.at("/flaky")) == 8, what="the recovered deliveries")
+            delivered = delivery_id(sub.id, "f-1")
+            with pytest.raises(ConfigurationError, match="delivered already"):
+                await resend(service.db, producer, delivery=delivered, topic=topic)
+            with pytest.raises(ConfigurationError, match="no delivery 'dlv_nope'"):
+                await resend(service.db, producer, delivery="dlv_nope", topic=topic)
+    recovered = [json.loads(r["body"])["event_id"] for r in partner.at("/flaky")[6:]]
+    assert recovered == ["f-1", "f-2"]  # in their original order
+
+
+def test_deliveries_cli_errors_are_one_line(kafka_bootstrap: str, migrated_database_url: str) -> None:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": migrated_database_url}
+    cli = [sys.executable, "-m", "hookstream.cli", "deliveries"]
+    missing = subprocess.run([*cli, "retry", "dlv_nope"], env=env, capture_output=True, text=True)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: no delivery 'dlv_nope'")
+    nothing = subprocess.run(
+        [*cli, "recover", "sub_x", "--since", "2026-11-01T00:00:00"], env=env, capture_output=True, text=True
+    )
+    assert nothing.returncode == 0, nothing.stderr
+    assert "0 failed deliveries of sub_x queued again" in nothing.stdout
+    bad_time = subprocess.run(
+        [*cli, "recover", "sub_x", "--since", "yesterday"], env=env, capture_output=True, text=True
+    )
+    assert bad_time.returncode == 2
+    assert "Invalid value for '--since'" in bad_time.stderr

@@ -10,6 +10,8 @@ CREATE TABLE deliveries (
                                 CHECK (status IN ('pending', 'retrying', 'delivered', 'failed', 'skipped')),
     attempts        integer     NOT NULL DEFAULT 0,
     last_error      text,
+    value           bytea       NOT NULL, -- the canonical record, so a delivery can be retried by hand
+    headers         text        NOT NULL, -- its Kafka headers (JSON, see hookstream.kafka.outbox)
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (subscription_id, event_id)
