@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Whole local stack in the foreground (Kafka + PostgreSQL for now; services join as they land).
 run: install
-	$(HS) dev up --foreground
+	$(HS) demo
 
 test: install
 	$(PY) -m pytest

@@ -14,6 +14,8 @@ from hookstream.kafka import wait_for_broker
 from hookstream.logs import configure_logging
 from hookstream.settings import LogSettings, StackSettings
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 
 async def serve() -> None:
@@ -50,4 +52,7 @@ def main(argv: list[str]) -> int:
     except HookstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (ValidationError, SettingsError) as exc:
+        print(f"error: a HOOKSTREAM_ setting is invalid: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import timedelta
 from types import TracebackType
+from typing import Annotated
 
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
@@ -25,7 +27,7 @@ from hookstream_services.delivery.handlers import (
 )
 from hookstream_services.delivery.sender import Sender
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CANONICAL_TOPIC = "orders.events.v1"
 log = logging.getLogger("hookstream.delivery")
@@ -34,10 +36,12 @@ log = logging.getLogger("hookstream.delivery")
 class DeliverySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_DELIVERY_", extra="ignore")
 
-    retry_schedule: list[str] = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+    retry_schedule: Annotated[list[str], NoDecode] = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
     retry_jitter: float = 0.1
     keys_in_flight_per_partition: int = 200  # 6 partitions x 200: over 1,000 deliveries in flight
-    allow_targets: list[str] = []  # e.g. loopback for local tests; see hookstream.outbound.ssrf.CATEGORIES
+    allow_targets: Annotated[
+        list[str], NoDecode
+    ] = []  # e.g. loopback for local tests; see hookstream.outbound.ssrf.CATEGORIES
     retry_other_4xx: bool = False
     auto_disable_after_hours: float = 120
     subscription_refresh_ms: int = 2_000
@@ -56,8 +60,9 @@ class DeliverySettings(BaseSettings):
     @field_validator("retry_schedule", "allow_targets", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):  # from the environment: "5s,1m" or a JSON list
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
         return value
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -32,7 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from psycopg_pool import PoolTimeout
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookstream.consumer.metrics import ConsumerMetrics
 from hookstream.consumer.offsets import PartitionOffsets
@@ -55,7 +56,7 @@ class ConsumerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_CONSUMER_", extra="ignore")
 
     keys_in_flight_per_partition: int = 16
-    retry_delays: list[str] = ["5s", "1m", "10m"]
+    retry_delays: Annotated[list[str], NoDecode] = ["5s", "1m", "10m"]
     retry_jitter: float = 0.0  # 0.1: each tier delay varies by ±10 %, so retries of an outage do not arrive in step
     max_buffered_per_partition: int = 2_000
     max_poll_records: int = 500
@@ -71,8 +72,9 @@ class ConsumerSettings(BaseSettings):
     @field_validator("retry_delays", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):  # from the environment: "5s,1m" or a JSON list
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
         return value
 
 

@@ -1,0 +1,233 @@
+"""``make run`` / ``hookstream demo``: the whole pipeline on one machine, with a partner that checks signatures.
+
+Starts (or reuses) the local stack, runs ingress, normalizer and delivery as `hookstream run`
+processes, subscribes a demo partner endpoint, sends every sample webhook signed with its
+channel's scheme, and prints what reached the partner, order by order, with each signature
+verified by the official ``standardwebhooks`` library. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from hookstream import signatures
+from hookstream.db import Database, apply_migrations
+from hookstream.errors import HookstreamError
+from hookstream.subscriptions import SubscriptionStore
+
+SERVICES = ("ingress", "normalizer", "delivery")
+PARTNER = "demo-partner"
+CHANNELS = {  # sample file prefix → (channel, ingress kind)
+    "shopify": ("shopify", "shopify"),
+    "woocommerce": ("woocommerce", "woocommerce"),
+    "stripe": ("stripe", "stripe"),
+    "custom": ("b2b-portal", "standard"),
+}
+
+
+@dataclass
+class PartnerLog:
+    secret: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    on_event: Callable[[dict[str, Any]], None] = lambda e: None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            event = Webhook(self.secret).verify(body, {k.lower(): v for k, v in request.headers.items()})
+        except WebhookVerificationError:
+            self.rejected += 1
+            return web.Response(status=401, text="bad signature")
+        self.received.append(event)
+        self.on_event(event)
+        return web.Response(text="ok")
+
+
+def samples() -> list[tuple[str, dict[str, str], bytes]]:
+    """(channel, headers, body) of every bundled sample, in a story order: created first."""
+    root = resources.files("hookstream.demo").joinpath("samples")
+    order = [
+        "shopify_orders_create",
+        "shopify_orders_paid",
+        "stripe_payment_intent_succeeded",
+        "shopify_orders_fulfilled",
+        "woocommerce_order_created",
+        "custom_order_created",
+    ]
+    loaded = []
+    for name in order:
+        data = json.loads(root.joinpath(f"{name}.json").read_text())
+        loaded.append((CHANNELS[name.split("_", 1)[0]][0], dict(data["headers"]), json.dumps(data["body"]).encode()))
+    return loaded
+
+
+def channel_secrets() -> dict[str, str]:
+    return {
+        "shopify": secrets.token_hex(16),
+        "woocommerce": secrets.token_hex(16),
+        "stripe": "whsec_" + secrets.token_hex(16),
+        "b2b-portal": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+    }
+
+
+def write_config(path: Path, channel_keys: dict[str, str]) -> Path:
+    lines = ["[ingress]\ntopic_partitions = 6\n"]
+    for channel, kind in CHANNELS.values():
+        lines.append(f'[channels.{channel}]\nkind = "{kind}"\nsecrets = ["{channel_keys[channel]}"]\n')
+        if kind == "standard":
+            lines.append('event_type_field = "type"\norder_id_field = "data.order_id"\n')
+        if kind == "stripe":
+            lines.append('order_channel = "shopify"\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def sign(channel: str, headers: dict[str, str], body: bytes, key: str) -> dict[str, str]:
+    now = int(time.time())
+    signed = dict(headers)
+    if channel in ("shopify", "woocommerce"):
+        name = "X-Shopify-Hmac-Sha256" if channel == "shopify" else "X-WC-Webhook-Signature"
+        signed[name] = signatures.base64_hmac(key, body)
+    elif channel == "stripe":
+        signed["Stripe-Signature"] = signatures.stripe_header(key, body, now)
+    else:
+        signed.update(signatures.standard_headers([key], headers.get("webhook-id", "msg_demo"), now, body))
+    return signed
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - our own URL
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def wait_ready(port: int, procs: list[subprocess.Popen[bytes]], logs: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in zip(SERVICES, procs, strict=True):
+            if proc.poll() is not None:
+                raise HookstreamError(f"`hookstream run {name}` exited with {proc.returncode}; see {logs}/{name}.log")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise HookstreamError(f"ingress was not ready on port {port} within {timeout_s:.0f} s")
+
+
+async def run(
+    bootstrap: str,
+    database_url: str,
+    state_dir: Path,
+    *,
+    ingress_port: int,
+    partner_port: int,
+    once: bool,
+    say: Callable[[str], None],
+    quiet_s: float = 4.0,
+) -> PartnerLog:
+    """Run the pipeline; with ``once``, return when the partner has been quiet for ``quiet_s``."""
+    await apply_migrations(database_url)
+    partner = PartnerLog()
+    async with Database(database_url) as db:
+        store = SubscriptionStore(db)
+        url = f"http://127.0.0.1:{partner_port}/webhooks"
+        existing = [s for s in await store.list() if s.name == PARTNER]
+        if existing:
+            sub = await store.update(existing[0].id, url=url, event_types=["order.*"])
+            if not sub.enabled:
+                sub = await store.set_enabled(sub.id, True)
+        else:
+            sub = await store.add(name=PARTNER, url=url, event_types=["order.*"])
+    partner.secret = sub.signing_secrets()[0]
+
+    def show(event: dict[str, Any]) -> None:
+        say(f"  partner ← {event['order_id']:32} #{event['sequence']} {event['type']:22} signature verified")
+
+    partner.on_event = show
+    app = web.Application()
+    app.router.add_post("/webhooks", partner.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", partner_port).start()
+
+    keys = channel_secrets()
+    config = write_config(state_dir / "demo" / "hookstream.toml", keys)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "HOOKSTREAM_CONFIG": str(config),
+        "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
+        "HOOKSTREAM_LOG_LEVEL": os.environ.get("HOOKSTREAM_LOG_LEVEL", "WARNING"),
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = state_dir / "demo"
+    try:
+        for name in SERVICES:
+            extra = ["--port", str(ingress_port)] if name == "ingress" else []
+            log_file = (logs / f"{name}.log").open("ab")
+            procs.append(
+                subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
+                    [sys.executable, "-m", "hookstream.cli", "run", name, *extra],
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        await asyncio.to_thread(wait_ready, ingress_port, procs, logs)
+        say(f"ingress, normalizer and delivery are running (logs in {logs}/)")
+        for channel, headers, body in samples():
+            status = await asyncio.to_thread(
+                post,
+                f"http://127.0.0.1:{ingress_port}/webhooks/{channel}",
+                body,
+                sign(channel, headers, body, keys[channel]),
+            )
+            say(f"  {channel:12} → ingress {status}")
+        last = (len(partner.received), time.monotonic())
+        while True:
+            await asyncio.sleep(0.25)
+            if len(partner.received) != last[0]:
+                last = (len(partner.received), time.monotonic())
+            if once and partner.received and time.monotonic() - last[1] > quiet_s:
+                break
+            for name, proc in zip(SERVICES, procs, strict=True):
+                if proc.poll() is not None:
+                    raise HookstreamError(
+                        f"`hookstream run {name}` stopped with {proc.returncode}; see {logs}/{name}.log"
+                    )
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await runner.cleanup()
+    return partner
