@@ -1,0 +1,54 @@
+"""Delivery parts without servers: the circuit breaker, Retry-After, stable ids."""
+
+from __future__ import annotations
+
+from hookstream_services.delivery.deliveries import delivery_id, webhook_id
+from hookstream_services.delivery.handlers import Breaker
+from hookstream_services.delivery.sender import retry_after_ms
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_on_failures_probes_once_and_closes_on_success() -> None:
+    clock = Clock()
+    breaker = Breaker(window=10, min_calls=4, failure_ratio=0.5, cooldown_s=30, clock=clock)
+    for ok in (True, False, True, False):
+        assert breaker.wait_s() == 0
+        breaker.record(ok)
+    assert breaker.wait_s() == 30  # half of the last four failed: open
+    clock.now += 29
+    assert breaker.wait_s() == 1.0
+    clock.now += 2
+    assert breaker.wait_s() == 0  # one probe
+    assert breaker.wait_s() > 0  # and only one
+    breaker.record(False)  # the probe failed: open again for a full cooldown
+    assert breaker.wait_s() == 30
+    clock.now += 31
+    assert breaker.wait_s() == 0
+    breaker.record(True)  # the probe succeeded: closed
+    assert breaker.wait_s() == 0
+
+
+def test_breaker_needs_enough_calls() -> None:
+    breaker = Breaker(min_calls=5, failure_ratio=0.5)
+    for _ in range(4):
+        breaker.record(False)
+    assert breaker.wait_s() == 0
+
+
+def test_retry_after_seconds_or_http_date() -> None:
+    assert retry_after_ms("120") == 120_000
+    assert retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10_000
+    assert retry_after_ms("soon") is None
+    assert retry_after_ms(None) is None
+
+
+def test_ids_are_stable_and_distinct_per_subscription() -> None:
+    assert webhook_id("sub_a", "evt_1") == webhook_id("sub_a", "evt_1") != webhook_id("sub_b", "evt_1")
+    assert delivery_id("sub_a", "evt_1") != webhook_id("sub_a", "evt_1")
