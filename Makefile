@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/devstack_start.py
 	$(PY) bench/ingress.py
 	$(PY) bench/normalizer.py
+	$(PY) bench/delivery.py
 
 stack-up: install
 	$(HS) dev up

@@ -93,7 +93,7 @@ class Sender:
                 limit=self.max_connections,
                 limit_per_host=self.max_per_host,
                 resolver=GuardedResolver(self.allow_targets),
-                ttl_dns_cache=None,  # resolve (and check) on every new connection
+                ttl_dns_cache=10,  # answers are checked when resolved; re-resolve (and re-check) after 10 s
             )
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 

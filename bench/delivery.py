@@ -1,0 +1,213 @@
+"""Delivery throughput and added latency to a fast local partner, with bare aiohttp POSTs as the ceiling.
+
+    python bench/delivery.py [--orders 5000] [--rate 500] [--duration 10]
+
+Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or .hookstream/stack.env: run `hookstream dev up`).
+Each run gets its own topics, database and subscription. Phases:
+1. ceiling: the same partner endpoint hit by plain aiohttp POSTs, 200 at a time;
+2. backlog: `hookstream run delivery` drains orders x 3 canonical events; deliveries/s between
+   10 % and 90 % of them arriving at the partner;
+3. latency: canonical events at a fixed rate; added latency = arrival at the partner - the
+   moment the event was published to orders.events.v1 (fan-out, signing, HTTP included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import psycopg
+from aiohttp import web
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hookstream.avro import SchemaStore  # noqa: E402
+from hookstream.db import Database, apply_migrations  # noqa: E402
+from hookstream.devstack.process import free_port  # noqa: E402
+from hookstream.errors import HookstreamError  # noqa: E402
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
+from hookstream.kafka.headers import EVENT_ID  # noqa: E402
+from hookstream.settings import StackSettings  # noqa: E402
+from hookstream.subscriptions import SubscriptionStore  # noqa: E402
+
+CANONICAL = SchemaStore.bundled().serde("orders.events.v1")
+TYPES = ("order.created", "order.paid", "order.fulfilled")
+
+
+def event(event_id: str, order: int, sequence: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "event_id": event_id,
+        "order_id": f"shopify:{order}",
+        "sequence": sequence,
+        "channel": "shopify",
+        "type": TYPES[sequence - 1],
+        "status": TYPES[sequence - 1].split(".")[1],
+        "occurred_at": now,
+        "received_at": now,
+        "currency": "EUR",
+        "amounts": {"total": "63.71", "subtotal": None, "tax": None, "shipping": None, "discount": None, "paid": None},
+        "customer": {"id": "7012345678901", "email": "ana.silva@example.com", "name": "Ana Silva", "company": None},
+        "items": [{"sku": "TSHIRT-BLK-M", "title": "Logo T-Shirt", "quantity": 2, "unit_price": "19.90"}],
+        "shipping_address": None,
+        "billing_address": None,
+        "tracking": [],
+        "payment_reference": None,
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+class Partner:
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.latencies_ms: list[float] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time()
+        self.arrivals.append(time.monotonic())
+        if request.headers.get("X-Bench-Phase") == "ceiling":
+            return web.Response(text="ok")
+        payload = json.loads(body)
+        if payload["event_id"].startswith("l"):
+            sent = datetime.fromisoformat(payload["occurred_at"].replace("Z", "+00:00")).timestamp()
+            self.latencies_ms.append((now - sent) * 1000)
+        return web.Response(text="ok")
+
+
+async def ceiling(url: str, count: int) -> float:
+    body = json.dumps({"event_id": "c", "type": "order.paid"}).encode()
+    sem = asyncio.Semaphore(200)
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> None:
+            async with sem, session.post(url, data=body, headers={"X-Bench-Phase": "ceiling"}) as r:
+                await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return count / (time.perf_counter() - started)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=5_000)
+    parser.add_argument("--rate", type=int, default=500, help="events/s in the latency phase")
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    stack = StackSettings()
+    bootstrap, base_url = stack.require_kafka(), stack.require_database()
+    name = f"dbench{int(time.time())}"
+    with psycopg.connect(psycopg.conninfo.make_conninfo(base_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = psycopg.conninfo.make_conninfo(base_url, dbname=name)
+    await apply_migrations(database_url)
+    canonical_topic = f"{name}.canonical"
+    TopicAdmin(bootstrap).ensure_topics([TopicSpec(canonical_topic, 6, 3_600_000)])
+
+    partner = Partner()
+    app = web.Application()
+    app.router.add_post("/hooks", partner.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/hooks"
+    ceiling_rate = await ceiling(url, 10_000)
+    partner.arrivals.clear()
+
+    async with Database(database_url) as db:
+        await SubscriptionStore(db).add(name="bench", url=url, event_types=["order.*"])
+    backlog = args.orders * 3
+    async with Producer(bootstrap) as producer:
+        pending = []
+        for n in range(args.orders):
+            for seq in (1, 2, 3):
+                e = event(f"b{n}-{seq}", n, seq)
+                pending.append(
+                    producer.send_nowait(
+                        canonical_topic,
+                        CANONICAL.encode(e),
+                        key=e["order_id"],
+                        headers=[(EVENT_ID, e["event_id"].encode())],
+                    )
+                )
+        await asyncio.gather(*pending)
+
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": database_url,
+            "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
+            "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": canonical_topic,
+            "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
+            "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
+            "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        }
+        proc = subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env)  # noqa: ASYNC220
+        try:
+            started = time.monotonic()
+            peak_rss = 0.0
+            while len(partner.arrivals) < backlog and time.monotonic() - started < 600:
+                peak_rss = max(peak_rss, psutil.Process(proc.pid).memory_info().rss / 2**20)
+                await asyncio.sleep(0.25)
+            if len(partner.arrivals) < backlog:
+                sys.exit(f"error: only {len(partner.arrivals)} of {backlog} deliveries after 600 s")
+            arrivals = sorted(partner.arrivals)
+            throughput = 0.8 * backlog / (arrivals[int(0.9 * backlog) - 1] - arrivals[int(0.1 * backlog)])
+
+            interval, sent = 1 / args.rate, 0
+            phase_start = time.perf_counter()
+            next_at = phase_start
+            while time.perf_counter() - phase_start < args.duration:
+                e = event(f"l{sent}", 10_000_000 + sent, 1)
+                await producer.send(
+                    canonical_topic,
+                    CANONICAL.encode(e),
+                    key=e["order_id"],
+                    headers=[(EVENT_ID, e["event_id"].encode())],
+                )
+                sent += 1
+                next_at += interval
+                if (delay := next_at - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+            deadline = time.monotonic() + 60
+            while len(partner.latencies_ms) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.25)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            await runner.cleanup()
+
+    print(f"\ndelivery bench: {args.orders} orders x 3 events, 1 subscription, 6 partitions, cores={os.cpu_count()}")
+    print(f"{'what':46} {'value':>12}")
+    print(f"{'ceiling: bare aiohttp POSTs to the partner':46} {ceiling_rate:10.0f}/s")
+    print(f"{'delivery: backlog drain (signed, logged)':46} {throughput:10.0f}/s")
+    print(f"{'delivery / ceiling':46} {throughput / ceiling_rate:12.2f}")
+    print(f"{'added latency at ' + str(args.rate) + '/s: p50':46} {pct(partner.latencies_ms, 0.5):10.1f}ms")
+    print(f"{'added latency p95':46} {pct(partner.latencies_ms, 0.95):10.1f}ms")
+    print(f"{'added latency p99':46} {pct(partner.latencies_ms, 0.99):10.1f}ms")
+    print(f"{'delivery peak RSS':46} {peak_rss:10.0f}MB")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except HookstreamError as exc:
+        sys.exit(f"error: {exc}")
