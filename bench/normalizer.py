@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 from hookstream.db import apply_migrations  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
@@ -48,7 +48,10 @@ def committed(bootstrap: str, topic: str) -> int:
             return 0
         total = 0
         for p in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            except KafkaException:  # leaders of a brand-new topic not elected yet
+                return 0
             total += high - low
         return total  # includes transaction markers: close enough for progress, exact counts come from reading
     finally:

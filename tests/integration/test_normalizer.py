@@ -247,7 +247,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event
 
 
 def _count_committed(pipeline: Pipeline) -> int:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer(
         {"bootstrap.servers": pipeline.bootstrap, "group.id": "count", "isolation.level": "read_committed"}
@@ -257,7 +257,10 @@ def _count_committed(pipeline: Pipeline) -> int:
         metadata = consumer.list_topics(topic, timeout=5)
         total = 0
         for p in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            except KafkaException:  # a topic this new may not have elected its leaders yet: ask again
+                return 0
             total += high - low
         return total
     finally:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from hookstream.consumer.retry import FAILURE_HEADERS, RetryPolicy
 from hookstream.db import Database
@@ -106,7 +107,7 @@ def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 
         ends: dict[int, int] = {}
         starts: dict[int, int] = {}
         for partition in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
             if high > low:
                 starts[partition], ends[partition] = low, high
         if not ends:
@@ -139,6 +140,19 @@ def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 
         return sorted(letters, key=lambda d: (d.partition, d.offset))
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """Retries while a new topic's partition has no leader yet (NOT_LEADER_FOR_PARTITION is retriable)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
