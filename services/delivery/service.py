@@ -103,7 +103,11 @@ class DeliveryService:
             Fanout(serde, cache, deliveries, self.producer, topic=s.deliveries_topic),
             bootstrap_servers=bootstrap_servers,
             db=self.db,
-            settings=ConsumerSettings(retry_delays=["5s", "1m"], commit_interval_ms=commit_interval_ms),
+            settings=ConsumerSettings(
+                retry_delays=["5s", "1m"],
+                keys_in_flight_per_partition=s.keys_in_flight_per_partition,
+                commit_interval_ms=commit_interval_ms,
+            ),
             kafka=kafka,
         )
         self.send = Send(
