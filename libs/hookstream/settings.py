@@ -6,14 +6,27 @@ Nothing here reads the environment at import time: entrypoints call the classes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookstream.errors import ConfigurationError
 
 DEFAULT_STACK_ENV = Path(".hookstream/stack.env")
+
+
+def _list_from_env(value: Any) -> Any:
+    if isinstance(value, str):  # from the environment: "5s,1m" or a JSON list
+        text = value.strip()
+        return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+    return value
+
+
+# A list setting that the environment may give as "a,b" or as a JSON list.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
 
 
 class StackSettings(BaseSettings):

@@ -9,7 +9,7 @@ from typing import Any
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer
-from hookstream.kafka.outbox import decode_headers
+from hookstream.kafka.headers import decode_headers
 from hookstream_services.delivery.deliveries import DeliveryLog
 from hookstream_services.delivery.handlers import DELIVERIES_TOPIC, DELIVERY, SUBSCRIPTION
 

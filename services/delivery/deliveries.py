@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hookstream.db import Database
-from hookstream.kafka.outbox import encode_headers
+from hookstream.kafka.headers import encode_headers
 from hookstream_services.delivery.sender import Attempt
 
 FINAL = ("delivered", "failed", "skipped")

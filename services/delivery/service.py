@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 from datetime import timedelta
-from types import TracebackType
-from typing import Annotated
 
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.settings import KafkaSettings
+from hookstream.lifecycle import Lifecycle, cancel, every, first_failure
+from hookstream.settings import CommaList, KafkaSettings
 from hookstream.subscriptions import SubscriptionStore
 from hookstream_services.delivery.deliveries import DeliveryLog
 from hookstream_services.delivery.handlers import (
@@ -26,8 +23,7 @@ from hookstream_services.delivery.handlers import (
     SubscriptionCache,
 )
 from hookstream_services.delivery.sender import Sender
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CANONICAL_TOPIC = "orders.events.v1"
 log = logging.getLogger("hookstream.delivery")
@@ -36,12 +32,10 @@ log = logging.getLogger("hookstream.delivery")
 class DeliverySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_DELIVERY_", extra="ignore")
 
-    retry_schedule: Annotated[list[str], NoDecode] = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+    retry_schedule: CommaList = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
     retry_jitter: float = 0.1
     keys_in_flight_per_partition: int = 200  # 6 partitions x 200: over 1,000 deliveries in flight
-    allow_targets: Annotated[
-        list[str], NoDecode
-    ] = []  # e.g. loopback for local tests; see hookstream.outbound.ssrf.CATEGORIES
+    allow_targets: CommaList = []  # e.g. loopback for local tests; see hookstream.outbound.ssrf.CATEGORIES
     retry_other_4xx: bool = False
     auto_disable_after_hours: float = 120
     subscription_refresh_ms: int = 2_000
@@ -57,16 +51,8 @@ class DeliverySettings(BaseSettings):
     canonical_topic: str = CANONICAL_TOPIC
     deliveries_topic: str = DELIVERIES_TOPIC
 
-    @field_validator("retry_schedule", "allow_targets", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):  # from the environment: "5s,1m" or a JSON list
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
-        return value
 
-
-class DeliveryService:
+class DeliveryService(Lifecycle):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -143,17 +129,12 @@ class DeliveryService:
         await self.sender.start()
         await self.sending.start()
         await self.fanout.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._expire_log())
+        self._sweeper = asyncio.get_running_loop().create_task(every(600, self._expire_log, "delivery log expiry"))
 
     async def _expire_log(self) -> None:
-        while True:
-            try:
-                gone = await self.deliveries.expire(timedelta(days=self.settings.log_retention_days))
-                if gone:
-                    log.info("delivery log expired", extra={"deleted": gone})
-            except Exception as exc:  # the next round tries again
-                log.warning("delivery log expiry failed", extra={"error": str(exc)})
-            await asyncio.sleep(600)
+        gone = await self.deliveries.expire(timedelta(days=self.settings.log_retention_days))
+        if gone:
+            log.info("delivery log expired", extra={"deleted": gone})
 
     def _ensure_topics(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
@@ -164,10 +145,7 @@ class DeliveryService:
         )
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await cancel(self._sweeper)
         await self.fanout.stop()
         await self.sending.stop()
         await self.sender.stop()
@@ -175,18 +153,5 @@ class DeliveryService:
         await self.db.stop()
 
     async def wait(self) -> None:
-        waits = [asyncio.ensure_future(self.fanout.wait()), asyncio.ensure_future(self.sending.wait())]
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.result()
-
-    async def __aenter__(self) -> DeliveryService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        """Until fan-out or sending stops with an error."""
+        await first_failure(self.fanout.wait(), self.sending.wait())

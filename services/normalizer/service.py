@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from types import TracebackType
 
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
 from hookstream.kafka import TopicAdmin, TopicSpec
 from hookstream.kafka.outbox import OutboxRelay
+from hookstream.lifecycle import Lifecycle, cancel, every, first_failure
 from hookstream.settings import KafkaSettings
 from hookstream_services.normalizer.handler import CANONICAL_TOPIC, RAW_TOPIC, SERVICE, Names, Normalizer
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +34,7 @@ class NormalizerSettings(BaseSettings):
     canonical_topic: str = CANONICAL_TOPIC
 
 
-class NormalizerService:
+class NormalizerService(Lifecycle):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -73,7 +72,9 @@ class NormalizerService:
         await asyncio.to_thread(self._ensure_canonical_topic)
         await self.relay.start()
         await self.consumer.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_dedupe_markers())
+        self._sweeper = asyncio.get_running_loop().create_task(
+            every(self.settings.dedupe_sweep_interval_s, self._expire_dedupe_markers, "dedupe marker expiry")
+        )
 
     def _ensure_canonical_topic(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
@@ -81,43 +82,21 @@ class NormalizerService:
         admin.ensure_topics([TopicSpec(self.names.canonical_topic, partitions, self.settings.canonical_retention_ms)])
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await cancel(self._sweeper)
         await self.consumer.stop()
         await self.relay.stop()
         await self.db.stop()
 
     async def wait(self) -> None:
         """Until the consumer or the relay stops with an error."""
-        waits = [asyncio.ensure_future(self.consumer.wait()), asyncio.ensure_future(self.relay.wait())]
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.result()
+        await first_failure(self.consumer.wait(), self.relay.wait())
 
-    async def __aenter__(self) -> NormalizerService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def _sweep_dedupe_markers(self) -> None:
-        while True:
-            try:
-                async with self.db.connection() as conn:
-                    cur = await conn.execute(
-                        """DELETE FROM processed_events WHERE service = %s
-                           AND processed_at < now() - make_interval(hours => %s)""",
-                        (self.names.service, self.settings.dedupe_window_hours),
-                    )
-                    if cur.rowcount:
-                        log.info("dedupe markers expired", extra={"deleted": cur.rowcount})
-            except Exception as exc:  # a sweep can wait for the next round
-                log.warning("dedupe sweep failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.dedupe_sweep_interval_s)
+    async def _expire_dedupe_markers(self) -> None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """DELETE FROM processed_events WHERE service = %s
+                   AND processed_at < now() - make_interval(hours => %s)""",
+                (self.names.service, self.settings.dedupe_window_hours),
+            )
+            if cur.rowcount:
+                log.info("dedupe markers expired", extra={"deleted": cur.rowcount})

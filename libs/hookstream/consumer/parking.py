@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+import psycopg
+
 from hookstream.consumer.records import Record
 from hookstream.db import Database
+from hookstream.kafka.headers import decode_headers, encode_headers
 
 
 @dataclass(frozen=True)
@@ -61,22 +64,26 @@ class PostgresParkedKeys:
             )
             return {str(row["key"]) for row in await rows.fetchall()}
 
+    async def _lock(self, conn: psycopg.AsyncConnection[Any], key: str) -> dict[str, Any] | None:
+        """The key's parked_keys row, locked until the transaction ends; None if the key is free."""
+        cur = await conn.execute(
+            "SELECT blocker_event_id FROM parked_keys WHERE service = %s AND key = %s FOR UPDATE",
+            (self.service, key),
+        )
+        return cast("dict[str, Any] | None", await cur.fetchone())
+
     async def park_if_blocked(self, key: str, record: Record) -> bool | IsTheBlocker:
         """Park ``record`` if its key is blocked; False if the key is free."""
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "SELECT blocker_event_id FROM parked_keys WHERE service = %s AND key = %s FOR UPDATE",
-                (self.service, key),
-            )
-            row = await cur.fetchone()
+            row = await self._lock(conn, key)
             if row is None:
                 return False
             if row["blocker_event_id"] == record.event_id:
                 return IS_THE_BLOCKER
             await conn.execute(
                 """INSERT INTO parked_records (service, key, topic, partition, "offset", event_id, value,
-                       header_keys, header_values, timestamp_ms)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       headers, timestamp_ms)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (service, topic, partition, "offset") DO NOTHING""",
                 (
                     self.service,
@@ -86,8 +93,7 @@ class PostgresParkedKeys:
                     record.offset,
                     record.event_id,
                     record.value,
-                    [k for k, _ in record.headers],
-                    [v for _, v in record.headers],
+                    encode_headers(record.headers),
                     record.timestamp_ms,
                 ),
             )
@@ -104,11 +110,7 @@ class PostgresParkedKeys:
     async def next_released(self, key: str, blocker_event_id: str) -> Parked | NotTheBlocker | None:
         """The oldest event parked behind ``blocker_event_id``; None once none is left (the key is unblocked)."""
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "SELECT blocker_event_id FROM parked_keys WHERE service = %s AND key = %s FOR UPDATE",
-                (self.service, key),
-            )
-            row = await cur.fetchone()
+            row = await self._lock(conn, key)
             if row is None:
                 return NOT_THE_BLOCKER
             if row["blocker_event_id"] != blocker_event_id:
@@ -121,7 +123,7 @@ class PostgresParkedKeys:
                 if await cur.fetchone() is None:
                     return NOT_THE_BLOCKER
             cur = await conn.execute(
-                """SELECT seq, topic, partition, "offset", value, header_keys, header_values, timestamp_ms
+                """SELECT seq, topic, partition, "offset", value, headers, timestamp_ms
                    FROM parked_records WHERE service = %s AND key = %s ORDER BY seq LIMIT 1""",
                 (self.service, key),
             )
@@ -129,14 +131,13 @@ class PostgresParkedKeys:
             if parked is None:
                 await conn.execute("DELETE FROM parked_keys WHERE service = %s AND key = %s", (self.service, key))
                 return None
-            headers = list(zip(parked["header_keys"], (bytes(v) for v in parked["header_values"]), strict=True))
             record = Record(
                 topic=str(parked["topic"]),
                 partition=int(parked["partition"]),
                 offset=int(parked["offset"]),
                 key=key,
                 value=bytes(parked["value"]) if parked["value"] is not None else None,
-                headers=headers,
+                headers=decode_headers(parked["headers"]),
                 timestamp_ms=int(parked["timestamp_ms"]),
             )
             return Parked(int(parked["seq"]), record)

@@ -23,7 +23,7 @@ class Record:
     @property
     def event_id(self) -> str:
         """The producer's event id, else the record's first position (stable across retries)."""
-        return self.header(EVENT_ID) or f"{self.origin[0]}:{self.origin[1]}:{self.origin[2]}"
+        return self.header(EVENT_ID) or ":".join(map(str, self.origin))
 
     @property
     def attempt(self) -> int:

@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from psycopg_pool import PoolTimeout
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream.consumer.metrics import ConsumerMetrics
 from hookstream.consumer.offsets import PartitionOffsets
@@ -44,7 +42,8 @@ from hookstream.db import Database
 from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import NOT_BEFORE
-from hookstream.settings import KafkaSettings
+from hookstream.lifecycle import Lifecycle
+from hookstream.settings import CommaList, KafkaSettings
 
 log = logging.getLogger("hookstream.consumer")
 
@@ -56,7 +55,7 @@ class ConsumerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_CONSUMER_", extra="ignore")
 
     keys_in_flight_per_partition: int = 16
-    retry_delays: Annotated[list[str], NoDecode] = ["5s", "1m", "10m"]
+    retry_delays: CommaList = ["5s", "1m", "10m"]
     retry_jitter: float = 0.0  # 0.1: each tier delay varies by ±10 %, so retries of an outage do not arrive in step
     max_buffered_per_partition: int = 2_000
     max_poll_records: int = 500
@@ -68,14 +67,6 @@ class ConsumerSettings(BaseSettings):
     infra_backoff_max_ms: int = 5_000
     retry_retention_ms: int = 7 * 24 * 3600 * 1000
     dlq_retention_ms: int = 30 * 24 * 3600 * 1000
-
-    @field_validator("retry_delays", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from the environment: "5s,1m" or a JSON list
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
-        return value
 
 
 class Outcome(Enum):
@@ -110,7 +101,7 @@ class _PartitionWork:
         self.sleeper: asyncio.Task[None] | None = None
 
 
-class ConsumerService:
+class ConsumerService(Lifecycle):
     """``async with ConsumerService(...)`` or ``start()``/``stop()``; ``wait()`` until it stops or fails."""
 
     def __init__(
@@ -214,13 +205,6 @@ class ConsumerService:
             await asyncio.shield(self._runner)
         if self._failure is not None:
             raise self._failure
-
-    async def __aenter__(self) -> ConsumerService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # the fetch loop
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hookstream.errors import DatabaseUnavailable
+from hookstream.lifecycle import Lifecycle
 from hookstream.settings import DatabaseSettings
 
 
@@ -21,7 +21,7 @@ def redact(url: str) -> str:
     return f"postgresql://{info.get('user', '')}@{host}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class Database:
+class Database(Lifecycle):
     def __init__(self, url: str, settings: DatabaseSettings | None = None) -> None:
         self.url = url
         self._settings = settings or DatabaseSettings()
@@ -53,15 +53,6 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-    async def __aenter__(self) -> Database:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:

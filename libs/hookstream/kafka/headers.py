@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
 TRACEPARENT = "traceparent"
@@ -34,3 +35,13 @@ def header_str(headers: Sequence[tuple[str, bytes | None]] | None, name: str) ->
         if key == name:
             return (value or b"").decode()
     return None
+
+
+def encode_headers(headers: HeaderList) -> str:
+    """Headers as one text value, for a Postgres row that must give the record back byte for byte."""
+    # latin-1 maps every byte to one code point, so any header value survives the round trip.
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def decode_headers(text: str) -> HeaderList:
+    return [(k, v.encode("latin-1")) for k, v in json.loads(text)]

@@ -21,7 +21,6 @@ import json
 import logging
 import uuid
 import zlib
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -31,22 +30,14 @@ from confluent_kafka import Producer as _RdProducer
 from hookstream.db import Database
 from hookstream.errors import HookstreamError
 from hookstream.kafka.admin import TopicAdmin, TopicSpec, client_config
-from hookstream.kafka.headers import HeaderList
+from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
+from hookstream.lifecycle import Lifecycle, cancel
 
 log = logging.getLogger("hookstream.outbox")
 
 
 def marker_topic(service: str) -> str:
     return f"hookstream.{service}.outbox"
-
-
-def encode_headers(headers: HeaderList) -> str:
-    # latin-1 maps every byte to one code point, so any header value survives the round trip.
-    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
-
-
-def decode_headers(text: str) -> HeaderList:
-    return [(k, v.encode("latin-1")) for k, v in json.loads(text)]
 
 
 async def add_to_outbox(
@@ -80,7 +71,7 @@ async def add_many_to_outbox(
         )
 
 
-class OutboxRelay:
+class OutboxRelay(Lifecycle):
     def __init__(
         self,
         service: str,
@@ -119,22 +110,11 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
         if self._lock_conn is not None:
             await self._lock_conn.close()
             self._lock_conn = None
-
-    async def __aenter__(self) -> OutboxRelay:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def wait(self) -> None:
         """Raise if the relay stopped with an error (a fenced or fatal producer)."""

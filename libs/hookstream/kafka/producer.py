@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -24,6 +23,7 @@ from confluent_kafka import Producer as _RdProducer
 from hookstream.errors import DeliveryFailed, HookstreamError, ProducerQueueFull
 from hookstream.kafka.admin import ClientConfig, client_config
 from hookstream.kafka.headers import HeaderList
+from hookstream.lifecycle import Lifecycle
 from hookstream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class RecordMetadata:
     offset: int
 
 
-class Producer:
+class Producer(Lifecycle):
     def __init__(self, bootstrap_servers: str, settings: KafkaSettings | None = None, **overrides: Any) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._settings = settings or KafkaSettings()
@@ -121,15 +121,6 @@ class Producer:
         remaining: int = producer.flush(timeout_s)
         self._hand_over_reports()
         return remaining
-
-    async def __aenter__(self) -> Producer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def __len__(self) -> int:
         """Records queued locally and not yet acknowledged."""

@@ -20,8 +20,7 @@ CREATE TABLE parked_records (
     "offset"      bigint      NOT NULL,
     event_id      text        NOT NULL,
     value         bytea,
-    header_keys   text[]      NOT NULL,
-    header_values bytea[]     NOT NULL,
+    headers       text        NOT NULL, -- hookstream.kafka.headers.encode_headers
     timestamp_ms  bigint      NOT NULL,
     parked_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (service, key, seq),

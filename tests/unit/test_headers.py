@@ -1,8 +1,8 @@
-"""The outbox's header encoding: one text parameter per row, lossless for any bytes."""
+"""Headers stored in Postgres as one text value (outbox, parked records, deliveries): lossless for any bytes."""
 
 from __future__ import annotations
 
-from hookstream.kafka.outbox import decode_headers, encode_headers
+from hookstream.kafka.headers import decode_headers, encode_headers
 
 
 def test_outbox_headers_survive_any_bytes() -> None:
