@@ -28,19 +28,20 @@ import aiohttp
 import psutil
 import psycopg
 from aiohttp import web
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hookstream.avro import SchemaStore  # noqa: E402
-from hookstream.db import Database, apply_migrations  # noqa: E402
+from hookstream.db import Database  # noqa: E402
 from hookstream.devstack.process import free_port  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.subscriptions import SubscriptionStore  # noqa: E402
+
+from bench.common import fresh_database, pct  # noqa: E402
 
 CANONICAL = SchemaStore.bundled().serde("orders.events.v1")
 TYPES = ("order.created", "order.paid", "order.fulfilled")
@@ -66,11 +67,6 @@ def event(event_id: str, order: int, sequence: int) -> dict[str, Any]:
         "tracking": [],
         "payment_reference": None,
     }
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 class Partner:
@@ -114,10 +110,7 @@ async def main() -> None:
     stack = StackSettings()
     bootstrap, base_url = stack.require_kafka(), stack.require_database()
     name = f"dbench{int(time.time())}"
-    with psycopg.connect(psycopg.conninfo.make_conninfo(base_url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = psycopg.conninfo.make_conninfo(base_url, dbname=name)
-    await apply_migrations(database_url)
+    database_url = await fresh_database(base_url, name)
     canonical_topic = f"{name}.canonical"
     TopicAdmin(bootstrap).ensure_topics([TopicSpec(canonical_topic, 6, 3_600_000)])
 
@@ -209,5 +202,5 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except HookstreamError as exc:
-        sys.exit(f"error: {exc}")
+    except (HookstreamError, psycopg.OperationalError) as exc:
+        sys.exit(f"error: {exc}; start the stack with `hookstream dev up`")

@@ -23,18 +23,17 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
-from hookstream.db import apply_migrations  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 
+from bench.common import fresh_database, pct  # noqa: E402
 from tests.normalizer_helpers import CANONICAL, RAW, envelope, publish  # noqa: E402
 
 
@@ -56,11 +55,6 @@ def committed(bootstrap: str, topic: str) -> int:
         return total  # includes transaction markers: close enough for progress, exact counts come from reading
     finally:
         consumer.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 async def produce_orders(producer: Producer, topic: str, first: int, count: int, prefix: str) -> None:
@@ -108,10 +102,7 @@ async def main() -> None:
     stack = StackSettings()
     bootstrap, base_url = stack.require_kafka(), stack.require_database()
     name = f"bench{int(time.time())}"
-    with psycopg.connect(psycopg.conninfo.make_conninfo(base_url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = psycopg.conninfo.make_conninfo(base_url, dbname=name)
-    await apply_migrations(database_url)
+    database_url = await fresh_database(base_url, name)
     raw_topic, canonical_topic = f"{name}.raw", f"{name}.canonical"
     TopicAdmin(bootstrap).ensure_topics([TopicSpec(raw_topic, 6, 3_600_000)])
     backlog = args.orders * 3
@@ -215,5 +206,5 @@ async def read_latencies(bootstrap: str, topic: str, expect: int) -> list[float]
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except HookstreamError as exc:
-        sys.exit(f"error: {exc}")
+    except (HookstreamError, psycopg.OperationalError) as exc:
+        sys.exit(f"error: {exc}; start the stack with `hookstream dev up`")
