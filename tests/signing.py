@@ -77,20 +77,13 @@ def load_sample(name: str) -> tuple[dict[str, str], bytes]:
 
 
 def sign(channel: str, headers: dict[str, str], body: bytes, now: int | None = None) -> dict[str, str]:
-    now = int(time.time()) if now is None else now
-    signed = dict(headers)
-    if channel == "shopify":
-        signed["X-Shopify-Hmac-Sha256"] = signatures.base64_hmac(SHOPIFY_SECRET, body)
-    elif channel == "woocommerce":
-        signed["X-WC-Webhook-Signature"] = signatures.base64_hmac(WOO_SECRET, body)
-    elif channel == "stripe":
-        signed["Stripe-Signature"] = signatures.stripe_header(STRIPE_SECRET, body, now)
-    elif channel == "b2b-portal":
-        msg_id = headers.get("webhook-id", "msg_test")
-        signed.update(signatures.standard_headers([CUSTOM_SECRET], msg_id, now, body))
-    else:
-        signed["X-Webhook-Signature"] = signatures.hex_hmac_header(HMAC_SECRET, body)
-    return signed
+    kind, secret = {
+        "shopify": ("shopify", SHOPIFY_SECRET),
+        "woocommerce": ("woocommerce", WOO_SECRET),
+        "stripe": ("stripe", STRIPE_SECRET),
+        "b2b-portal": ("standard", CUSTOM_SECRET),
+    }.get(channel, ("hmac", HMAC_SECRET))
+    return signatures.sign_as(kind, secret, headers, body, int(time.time()) if now is None else now)
 
 
 def signed_sample(name: str, now: int | None = None) -> tuple[str, dict[str, str], bytes, dict[str, Any]]:

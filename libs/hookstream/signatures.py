@@ -169,3 +169,21 @@ def verify_hex_hmac(header_value: str | None, body: bytes, secrets: Sequence[str
         raise InvalidSignature("X-Webhook-Signature is not hex") from None
     if not _any_matches([_hmac_sha256(k, body) for k in _secrets(secrets)], [received]):
         raise InvalidSignature("X-Webhook-Signature does not match the body")
+
+
+def sign_as(kind: str, secret: str, headers: dict[str, str], body: bytes, now: int) -> dict[str, str]:
+    """``headers`` plus the signature a channel of ``kind`` sends (what senders do; used by the demo and tests)."""
+    signed = dict(headers)
+    if kind == "shopify":
+        signed["X-Shopify-Hmac-Sha256"] = base64_hmac(secret, body)
+    elif kind == "woocommerce":
+        signed["X-WC-Webhook-Signature"] = base64_hmac(secret, body)
+    elif kind == "stripe":
+        signed["Stripe-Signature"] = stripe_header(secret, body, now)
+    elif kind == "standard":
+        signed.update(standard_headers([secret], headers.get("webhook-id", "msg_test"), now, body))
+    elif kind == "hmac":
+        signed["X-Webhook-Signature"] = hex_hmac_header(secret, body)
+    else:
+        raise ValueError(f"no signing scheme named {kind!r}")
+    return signed

@@ -33,12 +33,14 @@ from hookstream.subscriptions import SubscriptionStore
 
 SERVICES = ("ingress", "normalizer", "delivery")
 PARTNER = "demo-partner"
-CHANNELS = {  # sample file prefix → (channel, ingress kind)
+CHANNELS = {  # sample file prefix → (channel, signing scheme)
     "shopify": ("shopify", "shopify"),
     "woocommerce": ("woocommerce", "woocommerce"),
     "stripe": ("stripe", "stripe"),
     "custom": ("b2b-portal", "standard"),
 }
+
+KINDS = dict(CHANNELS.values())
 
 
 @dataclass
@@ -98,19 +100,6 @@ def write_config(path: Path, channel_keys: dict[str, str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
-
-
-def sign(channel: str, headers: dict[str, str], body: bytes, key: str) -> dict[str, str]:
-    now = int(time.time())
-    signed = dict(headers)
-    if channel in ("shopify", "woocommerce"):
-        name = "X-Shopify-Hmac-Sha256" if channel == "shopify" else "X-WC-Webhook-Signature"
-        signed[name] = signatures.base64_hmac(key, body)
-    elif channel == "stripe":
-        signed["Stripe-Signature"] = signatures.stripe_header(key, body, now)
-    else:
-        signed.update(signatures.standard_headers([key], headers.get("webhook-id", "msg_demo"), now, body))
-    return signed
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -205,7 +194,7 @@ async def run(
                 post,
                 f"http://127.0.0.1:{ingress_port}/webhooks/{channel}",
                 body,
-                sign(channel, headers, body, keys[channel]),
+                signatures.sign_as(KINDS[channel], keys[channel], headers, body, int(time.time())),
             )
             say(f"  {channel:12} → ingress {status}")
         last = (len(partner.received), time.monotonic())
