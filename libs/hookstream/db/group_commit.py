@@ -29,8 +29,6 @@ class GroupCommit(Generic[Item, Result]):
         self.max_concurrent = max_concurrent
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._running = 0
-        self.batches = 0
-        self.items = 0
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -49,8 +47,6 @@ class GroupCommit(Generic[Item, Result]):
             self._running -= 1
 
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
-        self.batches += 1
-        self.items += len(batch)
         try:
             results = await self.process([item for item, _ in batch])
         except Exception as exc:
