@@ -256,6 +256,16 @@ class SubscriptionStore:
             )
         return await self.get(subscription_id)
 
+    async def disable_if_enabled(self, subscription_id: str, reason: str) -> bool:
+        """Disable an enabled subscription; False if it was disabled already (so only one caller alerts)."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """UPDATE subscriptions SET enabled = false, disabled_reason = %s, updated_at = now()
+                   WHERE id = %s AND enabled""",
+                (reason, subscription_id),
+            )
+            return cur.rowcount == 1
+
     async def rotate_secret(self, subscription_id: str, *, grace: timedelta = timedelta(hours=24)) -> str:
         """Add a new secret; the current ones stay valid for ``grace`` (both sign meanwhile). Returns the new one."""
         async with self.db.transaction() as conn:

@@ -233,8 +233,10 @@ class Send:
             await self._disable(sub, f"failing continuously since {since.isoformat()}")
 
     async def _disable(self, sub: Subscription, reason: str) -> None:
-        disabled = await self.cache.store.set_enabled(sub.id, False, reason)
-        self.cache.put(disabled)
+        first = await self.cache.store.disable_if_enabled(sub.id, reason)
+        self.cache.put(await self.cache.store.get(sub.id))
+        if not first:
+            return  # a concurrent delivery to the same endpoint disabled it and raised the alert
         log.warning("endpoint disabled", extra={"subscription_id": sub.id, "url": sub.url, "reason": reason})
         alert = {
             "type": "endpoint.disabled",

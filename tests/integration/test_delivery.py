@@ -9,15 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
-from hookstream.devstack.process import free_port
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
@@ -30,46 +27,13 @@ from standardwebhooks import Webhook
 
 from tests.kafka_helpers import read_topic
 from tests.normalizer_helpers import CANONICAL
-
-
-@dataclass
-class Partner:
-    """An endpoint that answers from a script per path (or per path and event id), then 200; it
-    records every request."""
-
-    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.received.append(
-            {"path": request.path, "headers": dict(request.headers), "body": body, "at": time.monotonic()}
-        )
-        try:
-            event_id = json.loads(body)["event_id"]
-        except ValueError:
-            event_id = None
-        answers = self.script.get(f"{request.path}#{event_id}") or self.script.get(request.path, [])
-        status, headers = answers.pop(0) if answers else (200, {})
-        return web.Response(status=status, headers=headers, text="ok" if status < 300 else "nope")
-
-    def at(self, path: str) -> list[dict[str, Any]]:
-        return [r for r in self.received if r["path"] == path]
+from tests.partner import Partner, running_partner
 
 
 @pytest.fixture
 async def partner() -> AsyncIterator[Partner]:
-    p = Partner()
-    app = web.Application()
-    app.router.add_post("/{name}", p.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    p.url = f"http://127.0.0.1:{port}"
-    yield p
-    await runner.cleanup()
+    async with running_partner() as p:
+        yield p
 
 
 def canonical(event_id: str, order_id: str, sequence: int, kind: str) -> dict[str, Any]:
@@ -262,3 +226,70 @@ def test_deliveries_cli_errors_are_one_line(kafka_bootstrap: str, migrated_datab
     )
     assert bad_time.returncode == 2
     assert "Invalid value for '--since'" in bad_time.stderr
+
+
+async def test_open_circuit_holds_requests_until_a_probe_succeeds(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    await store.add(name="sick", url=f"{partner.url}/sick", event_types=["order.*"])
+    partner.script["/sick"] = [(503, {})] * 2
+    settings = stack["settings"].model_copy(
+        update={"breaker_window": 4, "breaker_min_calls": 2, "breaker_cooldown_s": 2, "retry_schedule": ["200ms"] * 4}
+    )
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    async with service:
+        await stack["publish"](canonical("b-1", "shopify:21", 1, "order.created"))
+        await until(lambda: len(partner.at("/sick")) == 1, what="the first failure")
+        await stack["publish"](canonical("b-2", "shopify:22", 1, "order.created"))
+        await until(lambda: len(partner.at("/sick")) == 2, what="the second failure, which opens the circuit")
+        opened = time.monotonic()
+        await stack["publish"](*[canonical(f"b-{n}", f"shopify:2{n}", 1, "order.created") for n in range(3, 7)])
+        await asyncio.sleep(1.0)
+        held = len(partner.at("/sick"))  # nothing goes out while the circuit is open (cooldown 2 s)
+        await until(lambda: len(partner.at("/sick")) == 8, what="all six delivered after the probe")
+        await asyncio.sleep(0.5)
+    sick = partner.at("/sick")
+    assert held == 2
+    assert sick[2]["at"] - opened >= 2 * 0.9  # the probe, after the cooldown
+    # 2 failures + 6 successes: no request was spent on the failing endpoint while the circuit was open.
+    assert len(sick) == 8
+    assert sorted(json.loads(r["body"])["event_id"] for r in sick[2:]) == [f"b-{n}" for n in range(1, 7)]
+    async with Database(migrated_database_url) as db, db.connection() as conn:
+        cur = await conn.execute("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+        assert {r["status"]: r["n"] for r in await cur.fetchall()} == {"delivered": 6}
+
+
+async def test_an_endpoint_failing_longer_than_the_limit_is_disabled_with_an_alert(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    sub = await store.add(name="dead", url=f"{partner.url}/dead", event_types=["order.*"])
+    partner.script["/dead"] = [(500, {})] * 100
+    settings = stack["settings"].model_copy(
+        update={
+            "auto_disable_after_hours": 1.5 / 3600,  # 1.5 s of continuous failure
+            "breaker_min_calls": 100,
+            "retry_schedule": ["400ms"] * 10,
+        }
+    )
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    async with service:
+        await stack["publish"](canonical("d-1", "shopify:31", 1, "order.created"))
+        deadline = time.monotonic() + 20
+        while (await store.get(sub.id)).enabled:
+            assert time.monotonic() < deadline, "the endpoint was never disabled"
+            await asyncio.sleep(0.1)
+        attempts_when_disabled = len(partner.at("/dead"))
+        await stack["publish"](canonical("d-2", "shopify:32", 1, "order.created"))
+        await asyncio.sleep(1.5)
+        async with service.db.connection() as conn:
+            cur = await conn.execute("SELECT event_id, status FROM deliveries ORDER BY event_id")
+            rows = {r["event_id"]: r["status"] for r in await cur.fetchall()}
+    disabled = await store.get(sub.id)
+    assert "failing continuously since" in (disabled.disabled_reason or "")
+    assert 4 <= attempts_when_disabled <= 6  # about 1.5 s of attempts 400 ms apart
+    assert len(partner.at("/dead")) == attempts_when_disabled  # nothing more was sent
+    assert rows == {"d-1": "skipped"}  # the retry still queued was settled; d-2 was not queued for it
+    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS_TOPIC, expect=1, timeout_s=10)]
+    assert [a["reason"][:26] for a in alerts if a["subscription_id"] == sub.id] == ["failing continuously since"]
