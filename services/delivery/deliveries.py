@@ -1,4 +1,9 @@
-"""The delivery log in Postgres: one row per (subscription, event), one per attempt."""
+"""The delivery log in Postgres: one row per (subscription, event), one per attempt.
+
+The hot paths (creating deliveries, reading their status before a send, recording an attempt)
+go through group commit: concurrent callers share one statement, so a thousand deliveries in
+flight cost a few round trips per batch rather than several each.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hookstream.db import Database
+from hookstream.db.group_commit import GroupCommit
 from hookstream.kafka.headers import encode_headers
 from hookstream_services.delivery.sender import Attempt
 
@@ -22,22 +28,40 @@ def webhook_id(subscription_id: str, event_id: str) -> str:
     return "msg_" + hashlib.sha256(f"webhook\x00{subscription_id}\x00{event_id}".encode()).hexdigest()[:24]
 
 
+_NewRows = tuple[list[tuple[str, str, str, str]], bytes, str]
+_Record = tuple[str, Attempt, str]
+
+
 class DeliveryLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
         self.db = db
+        self._creates: GroupCommit[_NewRows, None] = GroupCommit(self._create_batch, max_batch=max_batch)
+        self._reads: GroupCommit[str, str | None] = GroupCommit(self._status_batch, max_batch=max_batch)
+        self._records: GroupCommit[_Record, None] = GroupCommit(self._record_batch, max_batch=max_batch)
 
     async def create(
         self, rows: list[tuple[str, str, str, str]], value: bytes, headers: list[tuple[str, bytes]]
     ) -> None:
         """(subscription_id, event_id, order_id, event_type) rows of one record; existing ones stay as they are."""
-        encoded = encode_headers(headers)
-        async with self.db.connection() as conn, conn.cursor() as cur:
-            await cur.executemany(
+        await self._creates.submit((rows, value, encode_headers(headers)))
+
+    async def _create_batch(self, items: list[_NewRows]) -> list[None]:
+        rows = [
+            (delivery_id(s, e), s, e, o, t, webhook_id(s, e), value, headers)
+            for new, value, headers in items
+            for s, e, o, t in new
+        ]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 8
+        async with self.db.connection() as conn:
+            await conn.execute(
                 """INSERT INTO deliveries
                        (id, subscription_id, event_id, order_id, event_type, webhook_id, value, headers)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (subscription_id, event_id) DO NOTHING""",
-                [(delivery_id(s, e), s, e, o, t, webhook_id(s, e), value, encoded) for s, e, o, t in rows],
+                   SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                        %s::bytea[], %s::text[])
+                   ON CONFLICT (subscription_id, event_id) DO NOTHING""",
+                columns,
             )
+        return [None] * len(items)
 
     async def for_retry(
         self, *, delivery: str | None = None, subscription_id: str | None = None, since: datetime | None = None
@@ -70,32 +94,45 @@ class DeliveryLog:
             return cur.rowcount
 
     async def status(self, delivery: str) -> str | None:
+        return await self._reads.submit(delivery)
+
+    async def _status_batch(self, ids: list[str]) -> list[str | None]:
         async with self.db.connection() as conn:
-            cur = await conn.execute("SELECT status FROM deliveries WHERE id = %s", (delivery,))
-            row = await cur.fetchone()
-            return None if row is None else str(row["status"])
+            cur = await conn.execute("SELECT id, status FROM deliveries WHERE id = ANY(%s)", (ids,))
+            found = {row["id"]: str(row["status"]) for row in await cur.fetchall()}
+        return [found.get(i) for i in ids]
 
     async def record(self, delivery: str, attempt: Attempt, status: str) -> None:
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                """UPDATE deliveries SET attempts = attempts + 1, status = %s, last_error = %s, updated_at = now()
-                   WHERE id = %s RETURNING attempts""",
-                (status, attempt.error, delivery),
-            )
-            row = await cur.fetchone()
-            await conn.execute(
-                """INSERT INTO delivery_attempts
-                       (delivery_id, attempt, status_code, latency_ms, response_excerpt, error)
-                   VALUES (%s, %s, %s, %s, %s, %s)""",
-                (
-                    delivery,
-                    row["attempts"] if row else 0,
-                    attempt.status_code,
-                    attempt.latency_ms,
-                    attempt.excerpt,
-                    attempt.error,
-                ),
-            )
+        """Count the attempt, set the delivery's status, and keep the attempt in the log: one statement."""
+        await self._records.submit((delivery, attempt, status))
+
+    async def _record_batch(self, items: list[_Record]) -> list[None]:
+        # One delivery is attempted by one worker at a time, but a manual retry can overlap its own
+        # retry: a delivery seen twice goes in a later round, so each attempt gets its own number.
+        async with self.db.connection() as conn:
+            for batch in _unique_rounds(items):
+                await conn.execute(
+                    """WITH v AS (
+                           SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::text[], %s::text[])
+                               AS v(id, status, status_code, latency_ms, excerpt, error)),
+                       u AS (
+                           UPDATE deliveries d SET attempts = d.attempts + 1, status = v.status,
+                                  last_error = v.error, updated_at = now()
+                           FROM v WHERE d.id = v.id RETURNING d.id, d.attempts)
+                       INSERT INTO delivery_attempts
+                           (delivery_id, attempt, status_code, latency_ms, response_excerpt, error)
+                       SELECT v.id, u.attempts, v.status_code, v.latency_ms, v.excerpt, v.error
+                       FROM v JOIN u ON u.id = v.id""",
+                    [
+                        [d for d, _, _ in batch],
+                        [s for _, _, s in batch],
+                        [a.status_code for _, a, _ in batch],
+                        [a.latency_ms for _, a, _ in batch],
+                        [a.excerpt for _, a, _ in batch],
+                        [a.error for _, a, _ in batch],
+                    ],
+                )
+        return [None] * len(items)
 
     async def mark(self, delivery: str, status: str, error: str | None = None) -> None:
         async with self.db.connection() as conn:
@@ -111,3 +148,16 @@ class DeliveryLog:
                 "SELECT * FROM delivery_attempts WHERE delivery_id = %s ORDER BY attempted_at", (delivery,)
             )
             return list(await cur.fetchall())
+
+
+def _unique_rounds(items: list[_Record]) -> list[list[_Record]]:
+    rounds: list[list[_Record]] = []
+    seen: list[set[str]] = []
+    for item in items:
+        n = next((i for i, ids in enumerate(seen) if item[0] not in ids), len(seen))
+        if n == len(seen):
+            rounds.append([])
+            seen.append(set())
+        rounds[n].append(item)
+        seen[n].add(item[0])
+    return rounds

@@ -35,6 +35,7 @@ ALERTS_TOPIC = "hookstream.alerts"
 SUBSCRIPTION = "hookstream-subscription-id"
 DELIVERY = "hookstream-delivery-id"
 USER_AGENT = "hookstream/0.1 (+https://github.com/hookstream)"
+HEALTH_TRUSTED_S = 60.0
 
 
 class SubscriptionCache:
@@ -46,14 +47,17 @@ class SubscriptionCache:
         self._by_id: dict[str, Subscription] = {}
         self._loaded_at = 0.0
 
-    async def all(self) -> list[Subscription]:
+    async def _refresh(self) -> None:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             self._by_id = {s.id: s for s in await self.store.list()}
             self._loaded_at = time.monotonic()
+
+    async def all(self) -> list[Subscription]:
+        await self._refresh()
         return list(self._by_id.values())
 
     async def get(self, subscription_id: str) -> Subscription:
-        await self.all()
+        await self._refresh()
         if subscription_id not in self._by_id:
             self._by_id[subscription_id] = await self.store.get(subscription_id)
         return self._by_id[subscription_id]
@@ -165,6 +169,7 @@ class Send:
         self.new_breaker = breaker
         self.breakers: dict[str, Breaker] = {}
         self.buckets: dict[str, TokenBucket] = {}
+        self._known_healthy: dict[str, float] = {}  # endpoint → until when its failing_since is known clear
 
     async def __call__(self, record: Record) -> None:
         sub_id, delivery = record.header(SUBSCRIPTION), record.header(DELIVERY)
@@ -215,12 +220,18 @@ class Send:
         raise RetriableError(f"{sub.url}: {attempt.error}", retry_after_ms=attempt.retry_after_ms)
 
     async def _healthy(self, sub: Subscription) -> None:
+        # Cleared once, then trusted for a minute: not one write per delivery. Another instance may
+        # mark the endpoint failing meanwhile; our next clear after the minute undoes that.
+        if self._known_healthy.get(sub.id, 0.0) > time.monotonic():
+            return
         async with self.db.connection() as conn:
             await conn.execute(
                 "UPDATE subscriptions SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL", (sub.id,)
             )
+        self._known_healthy[sub.id] = time.monotonic() + HEALTH_TRUSTED_S
 
     async def _failing(self, sub: Subscription) -> None:
+        self._known_healthy.pop(sub.id, None)
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 """UPDATE subscriptions SET failing_since = coalesce(failing_since, now())
