@@ -106,6 +106,7 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=5_000)
     parser.add_argument("--rate", type=int, default=500, help="events/s in the latency phase")
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=1, help="`hookstream run delivery` processes in the group")
     args = parser.parse_args()
     stack = StackSettings()
     bootstrap, base_url = stack.require_kafka(), stack.require_database()
@@ -153,12 +154,16 @@ async def main() -> None:
             "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
             "HOOKSTREAM_LOG_LEVEL": "WARNING",
         }
-        proc = subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env)  # noqa: ASYNC220
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env)  # noqa: ASYNC220
+            for _ in range(args.processes)
+        ]
         try:
             started = time.monotonic()
             peak_rss = 0.0
             while len(partner.arrivals) < backlog and time.monotonic() - started < 600:
-                peak_rss = max(peak_rss, psutil.Process(proc.pid).memory_info().rss / 2**20)
+                rss = sum(psutil.Process(p.pid).memory_info().rss for p in procs)
+                peak_rss = max(peak_rss, rss / 2**20)
                 await asyncio.sleep(0.25)
             if len(partner.arrivals) < backlog:
                 sys.exit(f"error: only {len(partner.arrivals)} of {backlog} deliveries after 600 s")
@@ -184,11 +189,16 @@ async def main() -> None:
             while len(partner.latencies_ms) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.25)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
             await runner.cleanup()
 
-    print(f"\ndelivery bench: {args.orders} orders x 3 events, 1 subscription, 6 partitions, cores={os.cpu_count()}")
+    print(
+        f"\ndelivery bench: {args.orders} orders x 3 events, 1 subscription, 6 partitions,"
+        f" {args.processes} process(es), cores={os.cpu_count()}"
+    )
     print(f"{'what':46} {'value':>12}")
     print(f"{'ceiling: bare aiohttp POSTs to the partner':46} {ceiling_rate:10.0f}/s")
     print(f"{'delivery: backlog drain (signed, logged)':46} {throughput:10.0f}/s")
@@ -196,7 +206,7 @@ async def main() -> None:
     print(f"{'added latency at ' + str(args.rate) + '/s: p50':46} {pct(partner.latencies_ms, 0.5):10.1f}ms")
     print(f"{'added latency p95':46} {pct(partner.latencies_ms, 0.95):10.1f}ms")
     print(f"{'added latency p99':46} {pct(partner.latencies_ms, 0.99):10.1f}ms")
-    print(f"{'delivery peak RSS':46} {peak_rss:10.0f}MB")
+    print(f"{'delivery peak RSS (all processes)':46} {peak_rss:10.0f}MB")
 
 
 if __name__ == "__main__":

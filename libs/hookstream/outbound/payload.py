@@ -15,9 +15,19 @@ from xml.etree import ElementTree as ET
 LIST_ITEM = {"items": "item", "tracking": "tracking_number"}
 
 
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    raise TypeError(f"{type(value).__name__} is not part of a canonical event")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return _timestamp(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -26,7 +36,7 @@ def _plain(value: Any) -> Any:
 
 
 def render_json(event: dict[str, Any]) -> bytes:
-    return json.dumps(_plain(event), separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(event, default=_json_default, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def render_xml(event: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ redirect), so a second DNS answer cannot swap it for a private one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -50,12 +51,17 @@ def category(address: IPAddress) -> str | None:
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[IPAddress, str | None]:
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    return address, category(address)
+
+
 def check_addresses(host: str, addresses: Iterable[str], allow: frozenset[str] = frozenset()) -> list[str]:
     """Return the addresses if all are allowed; raise UnsafeTarget naming the first refused one."""
     checked = []
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-        reason = category(address)
+        address, reason = _parsed(text)
         if reason is not None and reason not in allow:
             raise UnsafeTarget(
                 f"{host} resolves to {address} ({reason.replace('_', '-')} address): refused to prevent SSRF;"
