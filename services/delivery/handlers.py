@@ -9,6 +9,7 @@ the runtime's policy: retry (with the partner's Retry-After), dead-letter, or do
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -39,18 +40,30 @@ HEALTH_TRUSTED_S = 60.0
 
 
 class SubscriptionCache:
-    """Subscriptions read at most every ``refresh_s``; a change made here is seen at once."""
+    """Subscriptions read at most every ``refresh_s``; a change made here is seen at once.
+
+    One read serves everyone: a thousand deliveries finding the cache stale at once share it."""
 
     def __init__(self, store: SubscriptionStore, refresh_s: float = 2.0) -> None:
         self.store = store
         self.refresh_s = refresh_s
         self._by_id: dict[str, Subscription] = {}
         self._loaded_at = 0.0
+        self._loading: asyncio.Future[None] | None = None
 
     async def _refresh(self) -> None:
-        if time.monotonic() - self._loaded_at > self.refresh_s:
+        if time.monotonic() - self._loaded_at <= self.refresh_s:
+            return
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._loading)
+
+    async def _load(self) -> None:
+        try:
             self._by_id = {s.id: s for s in await self.store.list()}
             self._loaded_at = time.monotonic()
+        finally:
+            self._loading = None
 
     async def all(self) -> list[Subscription]:
         await self._refresh()
@@ -87,18 +100,25 @@ class Fanout:
         wanted = [s for s in await self.cache.all() if s.wants(event["type"])]
         if not wanted:
             return
+        kept = [(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY)]
         await self.log.create(
-            [(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted],
-            record.value or b"",
-            [(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY)],
+            [(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted], record.value or b"", kept
         )
-        for sub in wanted:
-            headers = [
-                *[(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY)],
-                (SUBSCRIPTION, sub.id.encode()),
-                (DELIVERY, delivery_id(sub.id, event["event_id"]).encode()),
-            ]
-            await self.producer.send(self.topic, record.value, key=f"{sub.id}:{event['order_id']}", headers=headers)
+        # All at once: an event with a thousand subscribers waits for one round of acknowledgements.
+        acks = [
+            self.producer.send_nowait(
+                self.topic,
+                record.value,
+                key=f"{sub.id}:{event['order_id']}",
+                headers=[
+                    *kept,
+                    (SUBSCRIPTION, sub.id.encode()),
+                    (DELIVERY, delivery_id(sub.id, event["event_id"]).encode()),
+                ],
+            )
+            for sub in wanted
+        ]
+        await asyncio.gather(*acks)
 
 
 class Breaker:
