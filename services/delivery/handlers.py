@@ -190,6 +190,7 @@ class Send:
         self.breakers: dict[str, Breaker] = {}
         self.buckets: dict[str, TokenBucket] = {}
         self._known_healthy: dict[str, float] = {}  # endpoint → until when its failing_since is known clear
+        self._failing_since: dict[str, tuple[datetime | None, float]] = {}  # endpoint → (since, read at)
 
     async def __call__(self, record: Record) -> None:
         sub_id, delivery = record.header(SUBSCRIPTION), record.header(DELIVERY)
@@ -244,6 +245,7 @@ class Send:
         # mark the endpoint failing meanwhile; our next clear after the minute undoes that.
         if self._known_healthy.get(sub.id, 0.0) > time.monotonic():
             return
+        self._failing_since.pop(sub.id, None)
         async with self.db.connection() as conn:
             await conn.execute(
                 "UPDATE subscriptions SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL", (sub.id,)
@@ -252,6 +254,17 @@ class Send:
 
     async def _failing(self, sub: Subscription) -> None:
         self._known_healthy.pop(sub.id, None)
+        since, read_at = self._failing_since.get(sub.id, (None, 0.0))
+        overdue = since is not None and datetime.now(UTC) - since >= self.auto_disable_after
+        # Written once per failure streak and re-read each minute, or to confirm before disabling
+        # (another instance may have seen the endpoint succeed meanwhile): not one write per failure.
+        if since is None or overdue or time.monotonic() - read_at > HEALTH_TRUSTED_S:
+            since = await self._mark_failing(sub)
+            self._failing_since[sub.id] = (since, time.monotonic())
+        if since is not None and datetime.now(UTC) - since >= self.auto_disable_after:
+            await self._disable(sub, f"failing continuously since {since.isoformat()}")
+
+    async def _mark_failing(self, sub: Subscription) -> datetime | None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 """UPDATE subscriptions SET failing_since = coalesce(failing_since, now())
@@ -260,8 +273,7 @@ class Send:
             )
             row = await cur.fetchone()
         since = row["failing_since"] if row else None
-        if isinstance(since, datetime) and datetime.now(UTC) - since >= self.auto_disable_after:
-            await self._disable(sub, f"failing continuously since {since.isoformat()}")
+        return since if isinstance(since, datetime) else None
 
     async def _disable(self, sub: Subscription, reason: str) -> None:
         first = await self.cache.store.disable_if_enabled(sub.id, reason)
