@@ -90,8 +90,7 @@ def start_delivery(
         **extra,
     }
     return [
-        subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env)
-        for _ in range(processes)
+        subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env) for _ in range(processes)
     ]
 
 
