@@ -268,6 +268,14 @@ def dlq() -> None:
     """Dead letters of a consumer service: list them, send them back."""
 
 
+def service_dlq_topic(service: str) -> str | None:
+    """The DLQ topic a service's entrypoint declares (``DLQ_TOPIC``), if it declares one."""
+    if service not in available_services():
+        return None
+    declared = getattr(importlib.import_module(f"hookstream_services.{service}.main"), "DLQ_TOPIC", None)
+    return declared if isinstance(declared, str) else None
+
+
 def _dlq_letters(service: str, topic: str | None) -> list[Any]:
     from hookstream.consumer.dlq import list_dead_letters
     from hookstream.db import Database
@@ -277,7 +285,7 @@ def _dlq_letters(service: str, topic: str | None) -> list[Any]:
 
     async def read() -> list[Any]:
         async with Database(database_url) as db:
-            return await list_dead_letters(bootstrap, db, service, topic)
+            return await list_dead_letters(bootstrap, db, service, topic or service_dlq_topic(service))
 
     return asyncio.run(read())
 

@@ -10,7 +10,6 @@ same dead letter is not sent back twice by accident.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -80,16 +79,6 @@ class DeadLetter:
     def redrive_headers(self) -> list[tuple[str, bytes]]:
         kept = [(k, v) for k, v in self.headers if k not in FAILURE_HEADERS and k != REDRIVEN_FROM]
         return [*kept, (REDRIVEN_FROM, f"{self.topic}:{self.position}".encode())]
-
-
-def dlq_topic(service: str) -> str:
-    """The service's own ``DLQ_TOPIC`` if its entrypoint declares one, else ``hookstream.<service>.dlq``."""
-    try:
-        module = importlib.import_module(f"hookstream_services.{service}.main")
-    except ImportError:
-        module = None
-    declared = getattr(module, "DLQ_TOPIC", None)
-    return declared if isinstance(declared, str) else RetryPolicy(service, ()).dlq_topic
 
 
 def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:
@@ -170,7 +159,9 @@ async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter
 async def list_dead_letters(
     bootstrap_servers: str, db: Database, service: str, topic: str | None = None
 ) -> list[DeadLetter]:
-    letters = await asyncio.to_thread(read_dead_letters, bootstrap_servers, topic or dlq_topic(service))
+    """``topic``: the service's DLQ if it is not ``hookstream.<service>.dlq`` (the normalizer's is a contract topic)."""
+    topic = topic or RetryPolicy(service, ()).dlq_topic
+    letters = await asyncio.to_thread(read_dead_letters, bootstrap_servers, topic)
     return await mark_redriven(db, service, letters)
 
 
