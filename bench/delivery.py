@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -41,7 +40,7 @@ from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.subscriptions import SubscriptionStore  # noqa: E402
 
-from bench.common import fresh_database, pct  # noqa: E402
+from bench.common import fresh_database, pct, start_delivery, stop  # noqa: E402
 
 CANONICAL = SchemaStore.bundled().serde("orders.events.v1")
 TYPES = ("order.created", "order.paid", "order.fulfilled")
@@ -144,20 +143,7 @@ async def main() -> None:
                 )
         await asyncio.gather(*pending)
 
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DATABASE_URL": database_url,
-            "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
-            "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": canonical_topic,
-            "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
-            "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
-            "HOOKSTREAM_LOG_LEVEL": "WARNING",
-        }
-        procs = [
-            subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env)  # noqa: ASYNC220
-            for _ in range(args.processes)
-        ]
+        procs = start_delivery(bootstrap, database_url, name, args.processes)
         try:
             started = time.monotonic()
             peak_rss = 0.0
@@ -189,10 +175,7 @@ async def main() -> None:
             while len(partner.latencies_ms) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.25)
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(30)
+            stop(procs)
             await runner.cleanup()
 
     print(

@@ -6,8 +6,8 @@
 slow:   ``--endpoints`` subscriptions, each on its own host name (127.0.x.y: every address is
         loopback, so the connection pool treats them as separate hosts), each answering after
         ``--latency-ms``. ``--events`` canonical events fan out to every endpoint. Figures: requests
-        in flight at the partner while the backlog drains (mean, p50, max), deliveries/s, and the
-        ideal for that many in flight (in flight / latency).
+        in flight at the partner while the backlog drains (mean, p50, max), deliveries/s, and what
+        ``--endpoints`` requests always in flight would give (endpoints / latency).
 outage: canonical events at ``--rate`` while the partner refuses connections for ``--outage-s``,
         then it comes back. Figures: how long after recovery the backlog took to arrive, the drain
         rate once deliveries came due, and that every event arrived once. The retry schedule
@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.subscriptions import SubscriptionStore  # noqa: E402
 
-from bench.common import fresh_database, pct  # noqa: E402
+from bench.common import fresh_database, pct, start_delivery, stop  # noqa: E402
 from bench.delivery import CANONICAL, event  # noqa: E402
 
 
@@ -73,32 +72,6 @@ async def serve(partner: Partner, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=4096).start()
     return runner
-
-
-def start_delivery(
-    bootstrap: str, database_url: str, name: str, processes: int, extra: dict[str, str]
-) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DATABASE_URL": database_url,
-        "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
-        "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": f"{name}.canonical",
-        "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
-        "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
-        "HOOKSTREAM_LOG_LEVEL": "WARNING",
-        **extra,
-    }
-    return [
-        subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "delivery"], env=env) for _ in range(processes)
-    ]
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(30)
 
 
 async def publish(producer: Producer, topic: str, event_id: str, order: int) -> None:
@@ -150,7 +123,7 @@ async def slow(args: argparse.Namespace, bootstrap: str, database_url: str, name
     print(f"{'in flight max':46} {max(steady):12.0f}")
     print(f"{'deliveries/s':46} {rate:10.0f}/s")
     ideal = args.endpoints / (args.latency_ms / 1000)
-    print(f"{'ideal with every endpoint busy':46} {ideal:10.0f}/s")
+    print(f"{f'deliveries/s with {args.endpoints} always in flight':46} {ideal:10.0f}/s")
     print(f"{'delivery peak RSS (all processes)':46} {peak_rss:10.0f}MB")
 
 
