@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 from hookstream.consumer import ConsumerSettings
 from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
