@@ -36,3 +36,11 @@ def test_cluster_id_is_a_kafka_uuid_string() -> None:
     cid = new_cluster_id()
     assert len(cid) == 22
     assert set(cid) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # 0xf8 → base64 '-' first: Kafka's storage tool would read such an id as an option.
+    draws = iter([b"\xf8" + b"\x00" * 15, b"\x01" * 16])
+    cluster_id = new_cluster_id(lambda: next(draws))
+    assert cluster_id == "AQEBAQEBAQEBAQEBAQEBAQ"
+    assert len(cluster_id) == 22

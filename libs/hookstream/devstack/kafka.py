@@ -6,6 +6,7 @@ import base64
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import KafkaException
@@ -47,9 +48,15 @@ def _server_properties(settings: DevStackSettings, log_dir: Path) -> str:
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
-def new_cluster_id() -> str:
-    """A Kafka ``Uuid`` string (URL-safe base64 of 16 random bytes), as ``StorageTool random-uuid`` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A Kafka ``Uuid`` string (URL-safe base64 of 16 random bytes), as ``StorageTool random-uuid`` prints.
+
+    Like Kafka's ``Uuid.randomUuid``, never one starting with '-': the tool's argument parser would
+    take it for an option (one format in 64 failed that way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class LocalKafka:
