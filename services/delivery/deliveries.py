@@ -109,7 +109,9 @@ class DeliveryLog:
     async def _record_batch(self, items: list[_Record]) -> list[None]:
         # One delivery is attempted by one worker at a time, but a manual retry can overlap its own
         # retry: a delivery seen twice goes in a later round, so each attempt gets its own number.
-        async with self.db.connection() as conn:
+        # One transaction: if the batch fails, group commit retries its items one by one, and none
+        # of them may have been counted already.
+        async with self.db.transaction() as conn:
             for batch in _unique_rounds(items):
                 await conn.execute(
                     """WITH v AS (

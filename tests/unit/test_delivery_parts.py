@@ -1,10 +1,10 @@
-"""Delivery parts without servers: the circuit breaker, Retry-After, stable ids."""
+"""Delivery parts without servers: the circuit breaker, Retry-After, stable ids, attempt batches."""
 
 from __future__ import annotations
 
-from hookstream_services.delivery.deliveries import delivery_id, webhook_id
+from hookstream_services.delivery.deliveries import _unique_rounds, delivery_id, webhook_id
 from hookstream_services.delivery.handlers import Breaker
-from hookstream_services.delivery.sender import retry_after_ms
+from hookstream_services.delivery.sender import Attempt, Verdict, retry_after_ms
 
 
 class Clock:
@@ -52,3 +52,9 @@ def test_retry_after_seconds_or_http_date() -> None:
 def test_ids_are_stable_and_distinct_per_subscription() -> None:
     assert webhook_id("sub_a", "evt_1") == webhook_id("sub_a", "evt_1") != webhook_id("sub_b", "evt_1")
     assert delivery_id("sub_a", "evt_1") != webhook_id("sub_a", "evt_1")
+
+
+def test_a_delivery_recorded_twice_in_one_batch_goes_in_a_later_round() -> None:
+    attempt = Attempt(Verdict.RETRY, 500, 3, None, "HTTP 500")
+    items = [("a", attempt, "retrying"), ("b", attempt, "retrying"), ("a", attempt, "delivered")]
+    assert [[d for d, _, _ in r] for r in _unique_rounds(items)] == [["a", "b"], ["a"]]
