@@ -19,6 +19,8 @@ from hookstream.errors import PermanentError, RetriableError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID, ORIGINAL_TOPIC
 
+from tests.waiting import until
+
 FAST_TIERS = ConsumerSettings(retry_delays=["300ms", "600ms"], commit_interval_ms=200, session_timeout_ms=10_000)
 
 
@@ -43,13 +45,6 @@ class ScriptedHandler:
 
     def order(self, key: str) -> list[str]:
         return [e for k, e in self.done if k == key]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

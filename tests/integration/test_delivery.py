@@ -28,6 +28,7 @@ from standardwebhooks import Webhook
 from tests.kafka_helpers import read_topic
 from tests.normalizer_helpers import CANONICAL
 from tests.partner import Partner, running_partner
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -55,13 +56,6 @@ def canonical(event_id: str, order_id: str, sequence: int, kind: str) -> dict[st
         "tracking": [],
         "payment_reference": None,
     }
-
-
-async def until(condition: Any, timeout_s: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -274,12 +268,13 @@ async def test_an_endpoint_failing_longer_than_the_limit_is_disabled_with_an_ale
         }
     )
     service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+
+    async def is_disabled() -> bool:
+        return not (await store.get(sub.id)).enabled
+
     async with service:
         await stack["publish"](canonical("d-1", "shopify:31", 1, "order.created"))
-        deadline = time.monotonic() + 20
-        while (await store.get(sub.id)).enabled:
-            assert time.monotonic() < deadline, "the endpoint was never disabled"
-            await asyncio.sleep(0.1)
+        await until(is_disabled, 20, "the endpoint to be disabled")
         attempts_when_disabled = len(partner.at("/dead"))
         await stack["publish"](canonical("d-2", "shopify:32", 1, "order.created"))
         await asyncio.sleep(1.5)
