@@ -87,9 +87,8 @@ class DeliveryLog:
         """Delete settled deliveries and their attempts past the retention; return how many deliveries went."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                """DELETE FROM deliveries WHERE status IN ('delivered', 'failed', 'skipped')
-                   AND updated_at < now() - %s""",
-                (older_than,),
+                "DELETE FROM deliveries WHERE status = ANY(%s) AND updated_at < now() - %s",
+                (list(FINAL), older_than),
             )
             return cur.rowcount
 

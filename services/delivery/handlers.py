@@ -26,7 +26,7 @@ from hookstream.outbound.payload import render
 from hookstream.ratelimit import TokenBucket
 from hookstream.signatures import standard_headers
 from hookstream.subscriptions import Subscription, SubscriptionStore
-from hookstream_services.delivery.deliveries import DeliveryLog, delivery_id, webhook_id
+from hookstream_services.delivery.deliveries import FINAL, DeliveryLog, delivery_id, webhook_id
 from hookstream_services.delivery.sender import Sender, Verdict
 
 log = logging.getLogger("hookstream.delivery")
@@ -196,7 +196,7 @@ class Send:
         sub_id, delivery = record.header(SUBSCRIPTION), record.header(DELIVERY)
         if not sub_id or not delivery:
             raise PermanentError("a deliveries.v1 record without subscription and delivery ids")
-        if await self.log.status(delivery) in ("delivered", "failed", "skipped"):
+        if await self.log.status(delivery) in FINAL:
             return  # a redelivery of something already settled
         sub = await self.cache.get(sub_id)
         if not sub.enabled:
@@ -255,14 +255,16 @@ class Send:
     async def _failing(self, sub: Subscription) -> None:
         self._known_healthy.pop(sub.id, None)
         since, read_at = self._failing_since.get(sub.id, (None, 0.0))
-        overdue = since is not None and datetime.now(UTC) - since >= self.auto_disable_after
         # Written once per failure streak and re-read each minute, or to confirm before disabling
         # (another instance may have seen the endpoint succeed meanwhile): not one write per failure.
-        if since is None or overdue or time.monotonic() - read_at > HEALTH_TRUSTED_S:
+        if since is None or self._overdue(since) or time.monotonic() - read_at > HEALTH_TRUSTED_S:
             since = await self._mark_failing(sub)
             self._failing_since[sub.id] = (since, time.monotonic())
-        if since is not None and datetime.now(UTC) - since >= self.auto_disable_after:
+        if since is not None and self._overdue(since):
             await self._disable(sub, f"failing continuously since {since.isoformat()}")
+
+    def _overdue(self, failing_since: datetime) -> bool:
+        return datetime.now(UTC) - failing_since >= self.auto_disable_after
 
     async def _mark_failing(self, sub: Subscription) -> datetime | None:
         async with self.db.connection() as conn:
