@@ -1,12 +1,16 @@
-"""What the benchmarks share: a fresh database per run, percentiles, delivery processes."""
+"""What the benchmarks share: a fresh database per run, percentiles and rates, a partner server,
+delivery processes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 
 import psycopg
+from aiohttp import web
+from hookstream.consumer.metrics import percentile
 from hookstream.db import apply_migrations
 from psycopg import sql
 
@@ -21,8 +25,24 @@ async def fresh_database(base_url: str, name: str) -> str:
 
 
 def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+    return percentile(sorted(values), q) if values else float("nan")
+
+
+def steady_rate(arrivals: list[float]) -> float:
+    """Per second, between the arrival of 10 % and of 90 % of them (start-up and tail left out)."""
+    ordered = sorted(arrivals)
+    n = len(ordered)
+    return 0.8 * n / max(ordered[int(0.9 * n) - 1] - ordered[int(0.1 * n)], 1e-3)
+
+
+async def serve(handle: Callable[[web.Request], Awaitable[web.Response]], host: str, port: int) -> web.AppRunner:
+    """A partner endpoint: every POST path goes to ``handle``."""
+    app = web.Application()
+    app.router.add_post("/{path:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, backlog=4096).start()
+    return runner
 
 
 def start_delivery(

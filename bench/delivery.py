@@ -40,7 +40,7 @@ from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.subscriptions import SubscriptionStore  # noqa: E402
 
-from bench.common import fresh_database, pct, start_delivery, stop  # noqa: E402
+from bench.common import fresh_database, pct, serve, start_delivery, steady_rate, stop  # noqa: E402
 
 CANONICAL = SchemaStore.bundled().serde("orders.events.v1")
 TYPES = ("order.created", "order.paid", "order.fulfilled")
@@ -66,6 +66,13 @@ def event(event_id: str, order: int, sequence: int) -> dict[str, Any]:
         "tracking": [],
         "payment_reference": None,
     }
+
+
+def queue_event(producer: Producer, topic: str, e: dict[str, Any]) -> asyncio.Future[Any]:
+    """Send one canonical event keyed by its order; the future resolves on the broker's acknowledgement."""
+    return producer.send_nowait(
+        topic, CANONICAL.encode(e), key=e["order_id"], headers=[(EVENT_ID, e["event_id"].encode())]
+    )
 
 
 class Partner:
@@ -115,12 +122,8 @@ async def main() -> None:
     TopicAdmin(bootstrap).ensure_topics([TopicSpec(canonical_topic, 6, 3_600_000)])
 
     partner = Partner()
-    app = web.Application()
-    app.router.add_post("/hooks", partner.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await serve(partner.handle, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}/hooks"
     ceiling_rate = await ceiling(url, 10_000)
     partner.arrivals.clear()
@@ -132,15 +135,7 @@ async def main() -> None:
         pending = []
         for n in range(args.orders):
             for seq in (1, 2, 3):
-                e = event(f"b{n}-{seq}", n, seq)
-                pending.append(
-                    producer.send_nowait(
-                        canonical_topic,
-                        CANONICAL.encode(e),
-                        key=e["order_id"],
-                        headers=[(EVENT_ID, e["event_id"].encode())],
-                    )
-                )
+                pending.append(queue_event(producer, canonical_topic, event(f"b{n}-{seq}", n, seq)))
         await asyncio.gather(*pending)
 
         procs = start_delivery(bootstrap, database_url, name, args.processes)
@@ -153,20 +148,13 @@ async def main() -> None:
                 await asyncio.sleep(0.25)
             if len(partner.arrivals) < backlog:
                 sys.exit(f"error: only {len(partner.arrivals)} of {backlog} deliveries after 600 s")
-            arrivals = sorted(partner.arrivals)
-            throughput = 0.8 * backlog / (arrivals[int(0.9 * backlog) - 1] - arrivals[int(0.1 * backlog)])
+            throughput = steady_rate(partner.arrivals)
 
             interval, sent = 1 / args.rate, 0
             phase_start = time.perf_counter()
             next_at = phase_start
             while time.perf_counter() - phase_start < args.duration:
-                e = event(f"l{sent}", 10_000_000 + sent, 1)
-                await producer.send(
-                    canonical_topic,
-                    CANONICAL.encode(e),
-                    key=e["order_id"],
-                    headers=[(EVENT_ID, e["event_id"].encode())],
-                )
+                await queue_event(producer, canonical_topic, event(f"l{sent}", 10_000_000 + sent, 1))
                 sent += 1
                 next_at += interval
                 if (delay := next_at - time.perf_counter()) > 0:

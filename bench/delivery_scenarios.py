@@ -37,12 +37,11 @@ from hookstream.db import Database  # noqa: E402
 from hookstream.devstack.process import free_port  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
-from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.subscriptions import SubscriptionStore  # noqa: E402
 
-from bench.common import fresh_database, pct, start_delivery, stop  # noqa: E402
-from bench.delivery import CANONICAL, event  # noqa: E402
+from bench.common import fresh_database, pct, serve, start_delivery, steady_rate, stop  # noqa: E402
+from bench.delivery import event, queue_event  # noqa: E402
 
 
 class Partner:
@@ -65,25 +64,15 @@ class Partner:
             self.in_flight -= 1
 
 
-async def serve(partner: Partner, host: str, port: int) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_post("/{path:.*}", partner.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=4096).start()
-    return runner
-
-
 async def publish(producer: Producer, topic: str, event_id: str, order: int) -> None:
-    e = event(event_id, order, 1)
-    await producer.send(topic, CANONICAL.encode(e), key=e["order_id"], headers=[(EVENT_ID, event_id.encode())])
+    await queue_event(producer, topic, event(event_id, order, 1))
 
 
 async def slow(args: argparse.Namespace, bootstrap: str, database_url: str, name: str) -> None:
     partner = Partner(args.latency_ms / 1000)
     port = free_port()
     # 0.0.0.0: a listener on 127.0.0.1 would not answer on 127.0.x.y.
-    runner = await serve(partner, "0.0.0.0", port)  # noqa: S104
+    runner = await serve(partner.handle, "0.0.0.0", port)  # noqa: S104
     async with Database(database_url) as db:
         store = SubscriptionStore(db)
         for n in range(args.endpoints):
@@ -111,7 +100,7 @@ async def slow(args: argparse.Namespace, bootstrap: str, database_url: str, name
     arrivals = sorted(partner.arrivals)
     t10, t90 = arrivals[int(0.1 * total)], arrivals[int(0.9 * total) - 1]
     steady = [n for t, n in samples if t10 <= t <= t90]
-    rate = 0.8 * total / (t90 - t10)
+    rate = steady_rate(arrivals)
     mean = sum(steady) / len(steady)
     print(
         f"\nslow endpoints: {args.endpoints} endpoints on their own hosts, {args.latency_ms} ms each,"
@@ -147,7 +136,7 @@ async def outage(args: argparse.Namespace, bootstrap: str, database_url: str, na
                     await asyncio.sleep(delay)
                 if sent % (args.rate * 60) == 0:
                     print(f"  outage: {elapsed:5.0f} s, {sent} events sent", flush=True)
-        runner = await serve(partner, "127.0.0.1", port)
+        runner = await serve(partner.handle, "127.0.0.1", port)
         recovered = time.monotonic()
         print(f"  partner back after {recovered - started:.0f} s; {sent} events waiting", flush=True)
         deadline = recovered + args.drain_limit_s
@@ -172,10 +161,8 @@ async def outage(args: argparse.Namespace, bootstrap: str, database_url: str, na
         print(f"{'first delivery after recovery':46} {arrivals[0] - recovered:11.1f}s")
         print(f"{'half delivered after recovery':46} {half - recovered:11.1f}s")
         print(f"{'all delivered after recovery':46} {arrivals[-1] - recovered:11.1f}s")
-        n = len(arrivals)
-        if n >= 20:
-            t10, t90 = arrivals[int(0.1 * n)], arrivals[int(0.9 * n) - 1]
-            print(f"{'drain rate (10 % → 90 % of arrivals)':46} {0.8 * n / max(t90 - t10, 1e-3):10.0f}/s")
+        if len(arrivals) >= 20:
+            print(f"{'drain rate (10 % → 90 % of arrivals)':46} {steady_rate(arrivals):10.0f}/s")
     if len(arrived) < sent:
         sys.exit(f"error: {sent - len(arrived)} events not delivered within {args.drain_limit_s} s of recovery")
 
