@@ -55,12 +55,13 @@ def start_delivery(
         "DATABASE_URL": database_url,
         "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
         "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": f"{name}.canonical",
+        "HOOKSTREAM_HEALTH_PORT": "0",
         "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
         "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
         "HOOKSTREAM_LOG_LEVEL": "WARNING",
         **(extra or {}),
     }
-    command = [sys.executable, "-m", "hookstream.cli", "run", "delivery"]
+    command = [sys.executable, "-m", "hookstream", "run", "delivery"]
     return [subprocess.Popen(command, env=env) for _ in range(processes)]
 
 

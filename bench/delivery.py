@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from hookstream.avro import SchemaStore  # noqa: E402
 from hookstream.db import Database  # noqa: E402
-from hookstream.devstack.process import free_port  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.kafka.headers import EVENT_ID  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
-from hookstream.subscriptions import SubscriptionStore  # noqa: E402
+from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
+from hookstream_tools.devstack.process import free_port  # noqa: E402
 
 from bench.common import fresh_database, pct, serve, start_delivery, steady_rate, stop  # noqa: E402
 

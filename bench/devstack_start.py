@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hookstream.devstack import DevStack
-from hookstream.devstack.process import free_port
-from hookstream.settings import DevStackSettings, StackSettings
+from hookstream.settings import StackSettings
+from hookstream_tools.devstack import DevStack
+from hookstream_tools.devstack.process import free_port
+from hookstream_tools.devstack.settings import DevStackSettings
 
 
 def _settings(state_dir: Path, cache: Path) -> DevStackSettings:

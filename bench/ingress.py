@@ -25,8 +25,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hookstream.devstack.process import free_port  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
+from hookstream_tools.devstack.process import free_port  # noqa: E402
 
 from tests.signing import SHOPIFY_SECRET, load_sample, sign  # noqa: E402
 
@@ -55,7 +55,7 @@ def start_server(kind: str, port: int, workers: int, config: Path) -> subprocess
         cmd = [
             sys.executable,
             "-m",
-            "hookstream.cli",
+            "hookstream_tools.cli",
             "run",
             "ingress",
             "--port",

@@ -119,11 +119,12 @@ async def main() -> None:
             "DATABASE_URL": database_url,
             "HOOKSTREAM_NORMALIZER_SERVICE_NAME": f"normalizer-{name}",
             "HOOKSTREAM_NORMALIZER_RAW_TOPIC": raw_topic,
+            "HOOKSTREAM_HEALTH_PORT": "0",
             "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": canonical_topic,
             "HOOKSTREAM_LOG_LEVEL": "WARNING",
         }
         procs = [
-            subprocess.Popen([sys.executable, "-m", "hookstream.cli", "run", "normalizer"], env=env)  # noqa: ASYNC220
+            subprocess.Popen([sys.executable, "-m", "hookstream", "run", "normalizer"], env=env)  # noqa: ASYNC220
             for _ in range(args.processes)
         ]
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from hookstream.devstack.process import free_port
+from hookstream_tools.devstack.process import free_port
 
 
 @dataclass(frozen=True)

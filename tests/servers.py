@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hookstream.devstack import DevStack
-from hookstream.devstack.process import free_port
-from hookstream.settings import DevStackSettings, StackSettings
+from hookstream.settings import StackSettings
+from hookstream_tools.devstack import DevStack
+from hookstream_tools.devstack.process import free_port
+from hookstream_tools.devstack.settings import DevStackSettings
 
 
 @dataclass(frozen=True)

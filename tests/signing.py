@@ -10,7 +10,7 @@ from typing import Any
 
 from hookstream import signatures
 
-FIXTURES = Path(__file__).parents[1] / "libs" / "hookstream" / "demo" / "samples"  # the demo ships them
+FIXTURES = Path(__file__).parents[1] / "libs" / "hookstream_tools" / "demo" / "samples"  # the demo ships them
 SHOPIFY_SECRET = "shpss_test_secret"
 WOO_SECRET = "woo_test_secret"
 STRIPE_SECRET = "whsec_stripe_test"

@@ -16,6 +16,10 @@ class ConfigurationError(HookstreamError):
     """A setting is missing or wrong; fix the configuration and start again."""
 
 
+class UnknownService(ConfigurationError):
+    """No registered service has that name."""
+
+
 class BrokerUnavailable(HookstreamError):
     """Kafka did not answer in time."""
 

@@ -7,7 +7,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
+
+from hookstream_schemas.topics import TopicSpec
 
 log = logging.getLogger("hookstream")
 
@@ -55,3 +57,84 @@ async def every(interval_s: float, job: Callable[[], Awaitable[object]], what: s
         except Exception as exc:  # housekeeping: the next round tries again
             log.warning(f"{what} failed", extra={"error": str(exc)})
         await asyncio.sleep(interval_s)
+
+
+class Part(Protocol):
+    """What a service is built from: anything with a lifecycle; ``wait``, ``ready`` and ``topics`` if it has them."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> object: ...
+
+
+class LifecycleGroup(Lifecycle):
+    """Starts its parts in order and stops them in reverse; a part that fails to start stops those before it.
+
+    ``wait()`` returns when every part that can stop on its own has, or raises the first failure.
+    ``ready()`` is every part's readiness; ``topics()`` every topic the parts declare."""
+
+    def __init__(self, name: str, parts: list[Part], *, create_topics_on: str | None = None) -> None:
+        """``create_topics_on``: a bootstrap address to create ``topics()`` at before the parts start
+        (a service run standalone); None when the entrypoint or a setup Job creates them."""
+        self.name = name
+        self.parts = parts
+        self.create_topics_on = create_topics_on
+        self._started: list[Part] = []
+
+    async def start(self) -> None:
+        if self.create_topics_on is not None:
+            from hookstream.kafka import TopicAdmin  # the Kafka adapters build on this module
+
+            await asyncio.to_thread(TopicAdmin(self.create_topics_on).ensure_topics, self.topics())
+        try:
+            for part in self.parts:
+                await part.start()
+                self._started.append(part)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        while self._started:
+            part = self._started.pop()
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("stopping a part failed", extra={"service": self.name, "part": type(part).__name__})
+
+    async def wait(self) -> None:
+        waits = [part.wait() for part in self.parts if hasattr(part, "wait")]
+        if waits:
+            await first_failure(*waits)
+
+    async def ready(self) -> list[tuple[str, bool, str]]:
+        """(check, ok, detail) for every part that reports readiness."""
+        checks: list[tuple[str, bool, str]] = []
+        for part in self.parts:
+            if hasattr(part, "ready"):
+                checks.extend(await part.ready())
+        return checks
+
+    def topics(self) -> list[TopicSpec]:
+        return [spec for part in self.parts if hasattr(part, "topics") for spec in part.topics()]
+
+    def dead_letter_queues(self) -> list[tuple[str, str]]:
+        """(consumer service, dead-letter topic) of every consumer among the parts."""
+        return [q for part in self.parts if hasattr(part, "dead_letter_queues") for q in part.dead_letter_queues()]
+
+
+class Periodic(Lifecycle):
+    """Housekeeping as a part: ``job`` now and then every ``interval_s`` while the service runs."""
+
+    def __init__(self, interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+        self.interval_s = interval_s
+        self.job = job
+        self.what = what
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(every(self.interval_s, self.job, self.what))
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None

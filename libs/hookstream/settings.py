@@ -72,6 +72,8 @@ class KafkaSettings(BaseSettings):
     queue_max_messages: int = 100_000
     queue_max_kbytes: int = 65_536
     default_partitions: int = 6
+    # How often librdkafka reports its statistics; readiness reads the idempotent producer's state there.
+    statistics_interval_ms: int = 5_000
     default_retention_ms: int = 7 * 24 * 3600 * 1000
 
 
@@ -88,39 +90,3 @@ class LogSettings(BaseSettings):
 
     level: str = "INFO"
     json_format: bool = Field(default=True, validation_alias="HOOKSTREAM_LOG_JSON")
-
-
-def _default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "hookstream"
-
-
-class DevStackSettings(BaseSettings):
-    """The local Kafka + PostgreSQL launcher (``hookstream dev``)."""
-
-    model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_DEV_", extra="ignore")
-
-    state_dir: Path = Path(".hookstream")
-    # Jars live outside the work tree so clean clones and `make clean` keep them.
-    cache_dir: Path = Field(default_factory=_default_cache_dir)
-    host: str = "127.0.0.1"
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    postgres_port: int = 15432
-    postgres_database: str = "hookstream"
-    kafka_heap: str = "-Xms256m -Xmx512m"
-    kafka_jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 -Xshare:auto"
-    kafka_ready_timeout_ms: int = 60_000
-    postgres_ready_timeout_ms: int = 60_000
-    stop_timeout_ms: int = 30_000
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
-
-    @property
-    def database_url(self) -> str:
-        return f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.postgres_database}"
-
-    @property
-    def stack_env_path(self) -> Path:
-        return self.state_dir / "stack.env"

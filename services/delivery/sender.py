@@ -19,7 +19,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from hookstream.outbound.ssrf import UnsafeTarget, check_addresses
+from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses
+from hookstream.store.deliveries import AttemptRecord
 
 MAX_REDIRECTS = 3
 EXCERPT_BYTES = 4096
@@ -33,12 +34,10 @@ class Verdict(Enum):
 
 
 @dataclass(frozen=True)
-class Attempt:
-    verdict: Verdict
-    status_code: int | None
-    latency_ms: int
-    excerpt: str | None
-    error: str | None
+class Attempt(AttemptRecord):
+    """What the delivery log keeps, plus what the answer means for the delivery."""
+
+    verdict: Verdict = Verdict.RETRY
     retry_after_ms: int | None = None
 
 
@@ -153,7 +152,8 @@ class Sender:
         error: str | None = None,
         wait: int | None = None,
     ) -> Attempt:
-        return Attempt(verdict, status, int((time.perf_counter() - started) * 1000), excerpt, error, wait)
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        return Attempt(status, latency_ms, excerpt, error, verdict=verdict, retry_after_ms=wait)
 
 
 def _is_ip(host: str) -> bool:

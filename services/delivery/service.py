@@ -1,31 +1,28 @@
-"""The delivery service: fan-out and sending, each on the consumer runtime with its own group."""
+"""The delivery service as one lifecycle group: fan-out and sending, each on the consumer runtime with its own group."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.lifecycle import Lifecycle, cancel, every, first_failure
+from hookstream.kafka import Producer
+from hookstream.lifecycle import LifecycleGroup, Periodic
+from hookstream.sensors import Sensors
 from hookstream.settings import CommaList, KafkaSettings
-from hookstream.subscriptions import SubscriptionStore
-from hookstream_services.delivery.deliveries import DeliveryLog
-from hookstream_services.delivery.handlers import (
-    ALERTS_TOPIC,
-    DELIVERIES_TOPIC,
-    Breaker,
-    Fanout,
-    Send,
-    SubscriptionCache,
-)
+from hookstream.store.deliveries import DeliveryLog
+from hookstream.store.subscriptions import SubscriptionStore
+from hookstream_schemas import topics
+from hookstream_schemas.topics import TopicSpec
+from hookstream_services.delivery.breaker import Breaker
+from hookstream_services.delivery.cache import SubscriptionCache
+from hookstream_services.delivery.fanout import Fanout
+from hookstream_services.delivery.send import Send
 from hookstream_services.delivery.sender import Sender
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-CANONICAL_TOPIC = "orders.events.v1"
 log = logging.getLogger("hookstream.delivery")
 
 
@@ -35,7 +32,7 @@ class DeliverySettings(BaseSettings):
     retry_schedule: CommaList = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
     retry_jitter: float = 0.1
     keys_in_flight_per_partition: int = 200  # 6 partitions x 200: over 1,000 deliveries in flight
-    allow_targets: CommaList = []  # e.g. loopback for local tests; see hookstream.outbound.ssrf.CATEGORIES
+    allow_targets: CommaList = []  # e.g. loopback for local tests; see hookstream.http.outbound.ssrf.CATEGORIES
     retry_other_4xx: bool = False
     auto_disable_after_hours: float = 120
     subscription_refresh_ms: int = 2_000
@@ -46,43 +43,37 @@ class DeliverySettings(BaseSettings):
     breaker_failure_ratio: float = 0.5
     breaker_cooldown_s: float = 30
     log_retention_days: float = 30  # settled deliveries and their attempts are deleted after this
+    commit_interval_ms: int = 1_000
     # Where it reads and writes; change them only to run a second, separate pipeline (tests do).
     service_name: str = "delivery"
-    canonical_topic: str = CANONICAL_TOPIC
-    deliveries_topic: str = DELIVERIES_TOPIC
+    canonical_topic: str = topics.ORDER_EVENTS.name
+    deliveries_topic: str = topics.DELIVERIES.name
 
 
-class DeliveryService(Lifecycle):
+class DeliveryService(LifecycleGroup):
     def __init__(
         self,
         bootstrap_servers: str,
         database_url: str,
         *,
-        settings: DeliverySettings | None = None,
+        settings: DeliverySettings,
         kafka: KafkaSettings | None = None,
-        commit_interval_ms: int = 1_000,
+        sensors: Sensors | None = None,
+        create_topics: bool = True,
     ) -> None:
-        self.settings = s = settings or DeliverySettings()
-        self.bootstrap_servers = bootstrap_servers
+        self.settings = s = settings
+        sensors = sensors or Sensors()
         self.db = Database(database_url)
-        self.producer = Producer(bootstrap_servers, kafka)
+        self.producer = Producer(bootstrap_servers, kafka, sensors=sensors)
         self.sender = Sender(
             allow_targets=frozenset(s.allow_targets),
             retry_other_4xx=s.retry_other_4xx,
             max_connections=s.max_connections,
             max_per_host=s.max_connections_per_host,
         )
-        serde = SchemaStore.bundled().serde(CANONICAL_TOPIC)
+        serde = SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
         cache = SubscriptionCache(SubscriptionStore(self.db), s.subscription_refresh_ms / 1000)
         self.deliveries = deliveries = DeliveryLog(self.db)
-        self._sweeper: asyncio.Task[None] | None = None
-        send_settings = ConsumerSettings(
-            retry_delays=s.retry_schedule,
-            retry_jitter=s.retry_jitter,
-            keys_in_flight_per_partition=s.keys_in_flight_per_partition,
-            max_buffered_per_partition=max(2_000, 4 * s.keys_in_flight_per_partition),
-            commit_interval_ms=commit_interval_ms,
-        )
         self.fanout = ConsumerService(
             s.service_name,
             s.canonical_topic,
@@ -92,16 +83,17 @@ class DeliveryService(Lifecycle):
             settings=ConsumerSettings(
                 retry_delays=["5s", "1m"],
                 keys_in_flight_per_partition=s.keys_in_flight_per_partition,
-                commit_interval_ms=commit_interval_ms,
+                commit_interval_ms=s.commit_interval_ms,
             ),
             kafka=kafka,
+            sensors=sensors,
+            create_topics=False,
         )
         self.send = Send(
             serde,
             cache,
             deliveries,
             self.sender,
-            self.db,
             self.producer,
             max_attempts=len(s.retry_schedule) + 1,
             auto_disable_after=timedelta(hours=s.auto_disable_after_hours),
@@ -111,6 +103,7 @@ class DeliveryService(Lifecycle):
                 failure_ratio=s.breaker_failure_ratio,
                 cooldown_s=s.breaker_cooldown_s,
             ),
+            sensors=sensors,
         )
         self.sending = ConsumerService(
             f"{s.service_name}-send",
@@ -118,40 +111,35 @@ class DeliveryService(Lifecycle):
             self.send,
             bootstrap_servers=bootstrap_servers,
             db=self.db,
-            settings=send_settings,
+            settings=ConsumerSettings(
+                retry_delays=s.retry_schedule,
+                retry_jitter=s.retry_jitter,
+                keys_in_flight_per_partition=s.keys_in_flight_per_partition,
+                max_buffered_per_partition=max(2_000, 4 * s.keys_in_flight_per_partition),
+                commit_interval_ms=s.commit_interval_ms,
+            ),
             kafka=kafka,
+            sensors=sensors,
+            create_topics=False,
+        )
+        expiry = Periodic(600, self._expire_log, "delivery log expiry")
+        super().__init__(
+            s.service_name,
+            [self.db, self.producer, self.sender, self.sending, self.fanout, expiry],
+            create_topics_on=bootstrap_servers if create_topics else None,
         )
 
-    async def start(self) -> None:
-        await self.db.start()
-        await asyncio.to_thread(self._ensure_topics)
-        await self.producer.start()
-        await self.sender.start()
-        await self.sending.start()
-        await self.fanout.start()
-        self._sweeper = asyncio.get_running_loop().create_task(every(600, self._expire_log, "delivery log expiry"))
+    def topics(self) -> list[TopicSpec]:
+        s = self.settings
+        contracts = [
+            topics.ORDER_EVENTS.renamed(s.canonical_topic),
+            topics.DELIVERIES.renamed(s.deliveries_topic),
+            topics.ALERTS,
+        ]
+        partitions = topics.DELIVERIES.partitions
+        return [*contracts, *self.fanout.topics(partitions), *self.sending.topics(partitions)]
 
     async def _expire_log(self) -> None:
         gone = await self.deliveries.expire(timedelta(days=self.settings.log_retention_days))
         if gone:
             log.info("delivery log expired", extra={"deleted": gone})
-
-    def _ensure_topics(self) -> None:
-        admin = TopicAdmin(self.bootstrap_servers)
-        partitions = admin.partition_count(self.settings.canonical_topic) or 6
-        week = 7 * 24 * 3600 * 1000
-        admin.ensure_topics(
-            [TopicSpec(self.settings.deliveries_topic, partitions, week), TopicSpec(ALERTS_TOPIC, 1, 4 * week)]
-        )
-
-    async def stop(self) -> None:
-        await cancel(self._sweeper)
-        await self.fanout.stop()
-        await self.sending.stop()
-        await self.sender.stop()
-        await self.producer.stop()
-        await self.db.stop()
-
-    async def wait(self) -> None:
-        """Until fan-out or sending stops with an error."""
-        await first_failure(self.fanout.wait(), self.sending.wait())

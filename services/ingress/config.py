@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from hookstream.errors import ConfigurationError
+from hookstream_schemas import topics
+from hookstream_schemas.topics import TopicSpec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -60,12 +62,16 @@ class ChannelConfig(BaseModel):
 class IngressOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = "webhooks.raw.v1"
+    topic: str = topics.RAW.name
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     publish_timeout_ms: int = Field(default=5000, gt=0)
     max_in_flight: int = Field(default=10_000, gt=0)
-    topic_partitions: int = Field(default=12, gt=0)
-    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, gt=0)
+    topic_partitions: int = Field(default=topics.RAW.partitions, gt=0)
+    topic_retention_ms: int = Field(default=topics.RAW.retention_ms, gt=0)
+
+    @property
+    def topic_spec(self) -> TopicSpec:
+        return TopicSpec(self.topic, self.topic_partitions, self.topic_retention_ms)
 
 
 class IngressConfig(BaseModel):

@@ -9,12 +9,11 @@ from typing import Protocol
 
 from hookstream.avro import SchemaStore
 from hookstream.errors import HookstreamError
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec, wait_for_broker
+from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
 from hookstream.settings import KafkaSettings
+from hookstream_schemas import topics
 from hookstream_services.ingress.config import IngressOptions
-
-RAW_TOPIC = "webhooks.raw.v1"
 
 
 @dataclass(frozen=True)
@@ -47,15 +46,14 @@ class KafkaPublisher:
             update={"delivery_timeout_ms": options.publish_timeout_ms, "linger_ms": 1}
         )
         self.producer = Producer(bootstrap_servers, settings)
-        self.serde = SchemaStore.bundled().serde(RAW_TOPIC)
+        self.serde = SchemaStore.bundled().serde(topics.RAW.name)
         self._ready_checked_at = 0.0
         self._ready = False
 
     async def start(self) -> None:
         await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=30_000)
         admin = TopicAdmin(self.bootstrap_servers)
-        spec = TopicSpec(self.options.topic, self.options.topic_partitions, self.options.topic_retention_ms)
-        await asyncio.to_thread(admin.ensure_topics, [spec])
+        await asyncio.to_thread(admin.ensure_topics, [self.options.topic_spec])
         await self.producer.start()
 
     async def stop(self) -> None:

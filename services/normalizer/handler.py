@@ -13,27 +13,25 @@ from hookstream.db.group_commit import GroupCommit
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
 from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import child_traceparent
+from hookstream_schemas import topics
 from hookstream_services.normalizer.mapping import CanonicalEvent, normalize
 from hookstream_services.normalizer.orders import apply_events
 
 log = logging.getLogger("hookstream.normalizer")
-
-SERVICE = "normalizer"
-RAW_TOPIC = "webhooks.raw.v1"
-CANONICAL_TOPIC = "orders.events.v1"
 
 
 @dataclass(frozen=True)
 class Names:
     """Where the normalizer reads and writes; tests give each run its own."""
 
-    service: str = SERVICE
-    raw_topic: str = RAW_TOPIC
-    canonical_topic: str = CANONICAL_TOPIC
+    service: str = "normalizer"
+    raw_topic: str = topics.RAW.name
+    canonical_topic: str = topics.ORDER_EVENTS.name
 
     @property
     def dlq_topic(self) -> str:
-        return f"{self.raw_topic}.dlq"
+        """A contract topic of its own (``webhooks.raw.v1.dlq``): invalid payloads are the channel's business."""
+        return topics.RAW_DLQ.name if self.raw_topic == topics.RAW.name else f"{self.raw_topic}.dlq"
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,22 @@
-"""The normalizer's parts wired together, with one lifecycle: consumer runtime, outbox relay, dedupe sweeper."""
+"""The normalizer's parts as one lifecycle group: database, outbox relay, consumer runtime, dedupe sweeper."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
-from hookstream.kafka import TopicAdmin, TopicSpec
 from hookstream.kafka.outbox import OutboxRelay
-from hookstream.lifecycle import Lifecycle, cancel, every, first_failure
+from hookstream.lifecycle import LifecycleGroup, Periodic
+from hookstream.sensors import Sensors
 from hookstream.settings import KafkaSettings
-from hookstream_services.normalizer.handler import CANONICAL_TOPIC, RAW_TOPIC, SERVICE, Names, Normalizer
+from hookstream_schemas import topics
+from hookstream_schemas.topics import TopicSpec
+from hookstream_services.normalizer.handler import Names, Normalizer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("hookstream.normalizer")
-
-DLQ_TOPIC = Names().dlq_topic
 
 
 class NormalizerSettings(BaseSettings):
@@ -25,35 +24,40 @@ class NormalizerSettings(BaseSettings):
 
     dedupe_window_hours: int = 7 * 24  # the spec asks for at least 72 h
     dedupe_sweep_interval_s: int = 600
-    canonical_partitions: int | None = None  # default: as many as webhooks.raw.v1
-    canonical_retention_ms: int = 30 * 24 * 3600 * 1000
+    canonical_partitions: int = topics.ORDER_EVENTS.partitions
+    canonical_retention_ms: int = topics.ORDER_EVENTS.retention_ms
     outbox_batch_size: int = 500
     # Where it reads and writes; change them only to run a second, separate pipeline (tests do).
-    service_name: str = SERVICE
-    raw_topic: str = RAW_TOPIC
-    canonical_topic: str = CANONICAL_TOPIC
+    service_name: str = "normalizer"
+    raw_topic: str = topics.RAW.name
+    canonical_topic: str = topics.ORDER_EVENTS.name
 
 
-class NormalizerService(Lifecycle):
+class NormalizerService(LifecycleGroup):
     def __init__(
         self,
         bootstrap_servers: str,
         database_url: str,
         *,
-        settings: NormalizerSettings | None = None,
+        settings: NormalizerSettings,
         consumer: ConsumerSettings | None = None,
         kafka: KafkaSettings | None = None,
+        sensors: Sensors | None = None,
+        create_topics: bool = True,
     ) -> None:
-        self.settings = s = settings or NormalizerSettings()
+        self.settings = s = settings
         self.names = names = Names(s.service_name, s.raw_topic, s.canonical_topic)
-        self.bootstrap_servers = bootstrap_servers
         self.db = Database(database_url)
         schemas = SchemaStore.bundled()
         self.relay = OutboxRelay(
-            names.service, bootstrap_servers, self.db, database_url, batch_size=self.settings.outbox_batch_size
+            names.service, bootstrap_servers, self.db, database_url, batch_size=s.outbox_batch_size
         )
         self.handler = Normalizer(
-            self.db, schemas.serde(RAW_TOPIC), schemas.serde(CANONICAL_TOPIC), names=names, on_queued=self.relay.wake
+            self.db,
+            schemas.serde(topics.RAW.name),
+            schemas.serde(topics.ORDER_EVENTS.name),
+            names=names,
+            on_queued=self.relay.wake,
         )
         self.consumer = ConsumerService(
             names.service,
@@ -64,32 +68,24 @@ class NormalizerService(Lifecycle):
             settings=consumer,
             kafka=kafka,
             dlq_topic=names.dlq_topic,
+            sensors=sensors,
+            create_topics=False,
         )
-        self._sweeper: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.db.start()
-        await asyncio.to_thread(self._ensure_canonical_topic)
-        await self.relay.start()
-        await self.consumer.start()
-        self._sweeper = asyncio.get_running_loop().create_task(
-            every(self.settings.dedupe_sweep_interval_s, self._expire_dedupe_markers, "dedupe marker expiry")
+        sweeper = Periodic(s.dedupe_sweep_interval_s, self._expire_dedupe_markers, "dedupe marker expiry")
+        super().__init__(
+            names.service,
+            [self.db, self.relay, self.consumer, sweeper],
+            create_topics_on=bootstrap_servers if create_topics else None,
         )
 
-    def _ensure_canonical_topic(self) -> None:
-        admin = TopicAdmin(self.bootstrap_servers)
-        partitions = self.settings.canonical_partitions or admin.partition_count(self.names.raw_topic) or 6
-        admin.ensure_topics([TopicSpec(self.names.canonical_topic, partitions, self.settings.canonical_retention_ms)])
-
-    async def stop(self) -> None:
-        await cancel(self._sweeper)
-        await self.consumer.stop()
-        await self.relay.stop()
-        await self.db.stop()
-
-    async def wait(self) -> None:
-        """Until the consumer or the relay stops with an error."""
-        await first_failure(self.consumer.wait(), self.relay.wait())
+    def topics(self) -> list[TopicSpec]:
+        s = self.settings
+        contracts = [
+            topics.RAW.renamed(s.raw_topic),
+            TopicSpec(s.canonical_topic, s.canonical_partitions, s.canonical_retention_ms),
+        ]
+        partitions = topics.RAW.partitions
+        return [*contracts, *self.relay.topics(), *self.consumer.topics(partitions)]
 
     async def _expire_dedupe_markers(self) -> None:
         async with self.db.connection() as conn:

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from hookstream.devstack.process import free_port
+from hookstream_tools.devstack.process import free_port
 
 
 def test_samples_reach_the_partner_signed_and_in_order(kafka_bootstrap: str, migrated_database_url: str) -> None:
@@ -16,7 +16,7 @@ def test_samples_reach_the_partner_signed_and_in_order(kafka_bootstrap: str, mig
         [
             sys.executable,
             "-m",
-            "hookstream.cli",
+            "hookstream_tools.cli",
             "demo",
             "--once",
             "--ingress-port",

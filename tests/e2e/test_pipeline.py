@@ -14,9 +14,9 @@ import httpx2 as httpx
 from hookstream.consumer import ConsumerSettings
 from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
-from hookstream.subscriptions import SubscriptionStore
-from hookstream_services.delivery.deliveries import FINAL, delivery_id
-from hookstream_services.delivery.handlers import ALERTS_TOPIC
+from hookstream.store.deliveries import FINAL, delivery_id
+from hookstream.store.subscriptions import SubscriptionStore
+from hookstream_schemas.topics import ALERTS
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
 from hookstream_services.ingress.app import create_app
 from hookstream_services.ingress.config import load_config
@@ -68,8 +68,8 @@ async def test_webhooks_flow_from_ingress_to_partners_that_fail_limit_time_out_a
             allow_targets=["loopback"],
             subscription_refresh_ms=100,
             breaker_min_calls=100,  # the breaker has its own test; here every attempt reaches the endpoint
+            commit_interval_ms=200,
         ),
-        commit_interval_ms=200,
     )
     config = load_config(write_config(tmp_path / "ingress.toml", topic=raw))
     publisher = KafkaPublisher(kafka_bootstrap, config.ingress)
@@ -220,7 +220,7 @@ async def test_webhooks_flow_from_ingress_to_partners_that_fail_limit_time_out_a
     gone = await _subscription(migrated_database_url, subs["gone"].id)
     assert not gone["enabled"]
     assert "410 Gone" in gone["disabled_reason"]
-    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS_TOPIC, expect=1, timeout_s=10)]
+    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS.name, expect=1, timeout_s=10)]
     assert [a["type"] for a in alerts if a["subscription_id"] == subs["gone"].id] == ["endpoint.disabled"]
     # A private address is refused before any connection, with a reason that says so.
     reasons = [letter.reason for letter in letters]

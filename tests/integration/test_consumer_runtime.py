@@ -180,7 +180,7 @@ async def test_effects_are_applied_once_per_event(db: Database) -> None:
 
 async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hookstream.cli", *args, env=env, stdout=PIPE, stderr=PIPE
+        sys.executable, "-m", "hookstream", *args, env=env, stdout=PIPE, stderr=PIPE
     )
     stdout, stderr = await proc.communicate()
     return proc.returncode or 0, stdout.decode(), stderr.decode()

@@ -18,10 +18,9 @@ from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
-from hookstream.subscriptions import SubscriptionStore
-from hookstream_services.delivery.commands import resend
-from hookstream_services.delivery.deliveries import delivery_id
-from hookstream_services.delivery.handlers import ALERTS_TOPIC
+from hookstream.store.deliveries import delivery_id, resend
+from hookstream.store.subscriptions import SubscriptionStore
+from hookstream_schemas.topics import ALERTS
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
 from standardwebhooks import Webhook
 
@@ -68,6 +67,7 @@ async def stack(kafka_bootstrap: str, migrated_database_url: str, unique_name: s
         retry_jitter=0,
         allow_targets=["loopback"],
         subscription_refresh_ms=100,
+        commit_interval_ms=200,
     )
     TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(settings.canonical_topic, 3, 3_600_000)])
     async with (
@@ -98,7 +98,7 @@ async def test_signed_ordered_retried_delivery(
     # The first attempt of o1's first event fails, the second is rate-limited with Retry-After: 1.
     partner.script["/acme#o1-1"] = [(500, {}), (429, {"Retry-After": "1"})]
     service = DeliveryService(
-        kafka_bootstrap, migrated_database_url, settings=stack["settings"], commit_interval_ms=200
+        kafka_bootstrap, migrated_database_url, settings=stack["settings"]
     )
     async with service:
         await stack["publish"](
@@ -149,7 +149,7 @@ async def test_gone_disables_exhausted_goes_to_dlq_and_ssrf_is_refused(
     partner.script["/gone"] = [(410, {})]
     partner.script["/down"] = [(503, {})] * 10
     service = DeliveryService(
-        kafka_bootstrap, migrated_database_url, settings=stack["settings"], commit_interval_ms=200
+        kafka_bootstrap, migrated_database_url, settings=stack["settings"]
     )
     async with service:
         await stack["publish"](canonical("g-1", "shopify:7", 1, "order.created"))
@@ -164,7 +164,7 @@ async def test_gone_disables_exhausted_goes_to_dlq_and_ssrf_is_refused(
     reasons = sorted(letter.reason for letter in letters)
     assert any("refused to prevent SSRF" in r and "metadata" in r for r in reasons), reasons
     assert any("HTTP 503" in r for r in reasons), reasons
-    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS_TOPIC, expect=1, timeout_s=10)]
+    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS.name, expect=1, timeout_s=10)]
     assert any(a["subscription_id"] == gone.id and a["type"] == "endpoint.disabled" for a in alerts)
 
 
@@ -184,7 +184,7 @@ async def test_failed_deliveries_are_recovered_in_order_and_retry_refuses_delive
     sub = await store.add(name="flaky", url=f"{partner.url}/flaky", event_types=["order.*"])
     partner.script["/flaky"] = [(500, {})] * 6  # both events exhaust their three attempts
     settings = stack["settings"].model_copy(update={"breaker_min_calls": 100})  # keep calling, breaker aside
-    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings)
     async with service:
         await stack["publish"](
             canonical("f-1", "shopify:9", 1, "order.created"), canonical("f-2", "shopify:9", 2, "order.paid")
@@ -207,7 +207,7 @@ async def test_failed_deliveries_are_recovered_in_order_and_retry_refuses_delive
 
 def test_deliveries_cli_errors_are_one_line(kafka_bootstrap: str, migrated_database_url: str) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": migrated_database_url}
-    cli = [sys.executable, "-m", "hookstream.cli", "deliveries"]
+    cli = [sys.executable, "-m", "hookstream", "deliveries"]
     missing = subprocess.run([*cli, "retry", "dlv_nope"], env=env, capture_output=True, text=True)
     assert (missing.returncode, missing.stderr.strip()) == (1, "error: no delivery 'dlv_nope'")
     nothing = subprocess.run(
@@ -231,7 +231,7 @@ async def test_open_circuit_holds_requests_until_a_probe_succeeds(
     settings = stack["settings"].model_copy(
         update={"breaker_window": 4, "breaker_min_calls": 2, "breaker_cooldown_s": 2, "retry_schedule": ["200ms"] * 4}
     )
-    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings)
     async with service:
         await stack["publish"](canonical("b-1", "shopify:21", 1, "order.created"))
         await until(lambda: len(partner.at("/sick")) == 1, what="the first failure")
@@ -267,7 +267,7 @@ async def test_an_endpoint_failing_longer_than_the_limit_is_disabled_with_an_ale
             "retry_schedule": ["400ms"] * 10,
         }
     )
-    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings, commit_interval_ms=200)
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=settings)
 
     async def is_disabled() -> bool:
         return not (await store.get(sub.id)).enabled
@@ -286,5 +286,5 @@ async def test_an_endpoint_failing_longer_than_the_limit_is_disabled_with_an_ale
     assert 4 <= attempts_when_disabled <= 6  # about 1.5 s of attempts 400 ms apart
     assert len(partner.at("/dead")) == attempts_when_disabled  # nothing more was sent
     assert rows == {"d-1": "skipped"}  # the retry still queued was settled; d-2 was not queued for it
-    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS_TOPIC, expect=1, timeout_s=10)]
+    alerts = [json.loads(m.value()) for m in read_topic(kafka_bootstrap, ALERTS.name, expect=1, timeout_s=10)]
     assert [a["reason"][:26] for a in alerts if a["subscription_id"] == sub.id] == ["failing continuously since"]

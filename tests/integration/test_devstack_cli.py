@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hookstream.devstack.process import free_port, pid_alive
+from hookstream_tools.devstack.process import free_port, pid_alive
 
-HOOKSTREAM = [sys.executable, "-m", "hookstream.cli"]
+HOOKSTREAM = [sys.executable, "-m", "hookstream"]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

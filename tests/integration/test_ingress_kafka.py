@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from hookstream.avro import SchemaStore
-from hookstream.devstack import KafkaJars, LocalKafka
-from hookstream.devstack.process import free_port
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, SCHEMA_FINGERPRINT, TRACEPARENT, header_dict
-from hookstream.settings import DevStackSettings
 from hookstream_services.ingress.app import create_app, kafka_lifespan
 from hookstream_services.ingress.config import load_config
 from hookstream_services.ingress.publisher import KafkaPublisher
+from hookstream_tools.devstack import KafkaJars, LocalKafka
+from hookstream_tools.devstack.process import free_port
+from hookstream_tools.devstack.settings import DevStackSettings
 from starlette.testclient import TestClient
 
 from tests.kafka_helpers import read_topic

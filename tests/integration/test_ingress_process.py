@@ -17,8 +17,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hookstream.devstack.process import free_port
 from hookstream.kafka.headers import EVENT_ID, header_dict
+from hookstream_tools.devstack.process import free_port
 
 from tests.kafka_helpers import read_topic
 from tests.signing import load_sample, sign, write_config
@@ -42,7 +42,7 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hookstream.cli", "run", "ingress", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-m", "hookstream", "run", "ingress", "--port", str(port), "--config", str(config)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -62,8 +62,8 @@ async def _insert_both(db: Database, first: str, second: str) -> None:
 
 
 async def test_unreachable_database_fails_fast_with_the_address() -> None:
-    from hookstream.devstack.process import free_port
     from hookstream.settings import DatabaseSettings
+    from hookstream_tools.devstack.process import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1:\d+/nothing did not accept connections"):

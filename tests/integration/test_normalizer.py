@@ -54,6 +54,7 @@ class Pipeline:
             "DATABASE_URL": self.database_url,
             "HOOKSTREAM_NORMALIZER_SERVICE_NAME": s.service_name,
             "HOOKSTREAM_NORMALIZER_RAW_TOPIC": s.raw_topic,
+            "HOOKSTREAM_HEALTH_PORT": "0",
             "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": s.canonical_topic,
             "HOOKSTREAM_CONSUMER_COMMIT_INTERVAL_MS": "200",
             "HOOKSTREAM_LOG_LEVEL": "WARNING",
@@ -208,7 +209,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event
     for i in range(0, len(pending), 500):  # produce() runs in list order: each order keeps its order
         await asyncio.gather(*pending[i : i + 500])
     expected = orders * 3
-    command = [sys.executable, "-m", "hookstream.cli", "run", "normalizer"]
+    command = [sys.executable, "-m", "hookstream", "run", "normalizer"]
 
     first = subprocess.Popen(command, env=pipeline.env(), stderr=subprocess.PIPE)  # noqa: ASYNC220 - starts at once
     try:

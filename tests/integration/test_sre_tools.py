@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer
-from hookstream.devstack import KafkaJars
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.settings import DevStackSettings
+from hookstream_tools.devstack import KafkaJars
+from hookstream_tools.devstack.settings import DevStackSettings
 
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 

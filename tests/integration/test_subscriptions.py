@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from hookstream.db import Database
-from hookstream.subscriptions import InvalidSubscription, SubscriptionStore, UnknownSubscription
+from hookstream.store.subscriptions import InvalidSubscription, SubscriptionStore, UnknownSubscription
 from standardwebhooks import Webhook
 
 
@@ -55,7 +55,7 @@ async def test_add_update_disable_rotate(store: SubscriptionStore) -> None:
 def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "hookstream.cli", "subscriptions", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "hookstream", "subscriptions", *args], env=env, capture_output=True, text=True
     )
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from hookstream.cli.main import cli
+from hookstream_tools.cli.main import cli
 
 
 def test_unknown_service_exits_2_and_lists_what_exists() -> None:

@@ -6,9 +6,10 @@ import pytest
 from hookstream.consumer.dlq import REDRIVEN_FROM, DeadLetter, select
 from hookstream.consumer.idempotency import idempotency_key
 from hookstream.consumer.offsets import PartitionOffsets
+from hookstream.consumer.outcomes import is_retriable
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy, failure_headers, parse_delay
-from hookstream.consumer.runtime import ConsumerSettings, is_retriable
+from hookstream.consumer.runtime import ConsumerSettings
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.kafka.headers import ATTEMPT, ERROR_CLASS, EVENT_ID, FIRST_FAILED_AT, NOT_BEFORE, ORIGINAL_OFFSET
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hookstream_services.delivery.deliveries import _unique_rounds, delivery_id, webhook_id
-from hookstream_services.delivery.handlers import Breaker
+from hookstream.store.deliveries import _unique_rounds, delivery_id, webhook_id
+from hookstream_services.delivery.breaker import Breaker
 from hookstream_services.delivery.sender import Attempt, Verdict, retry_after_ms
 
 
@@ -55,6 +55,6 @@ def test_ids_are_stable_and_distinct_per_subscription() -> None:
 
 
 def test_a_delivery_recorded_twice_in_one_batch_goes_in_a_later_round() -> None:
-    attempt = Attempt(Verdict.RETRY, 500, 3, None, "HTTP 500")
+    attempt = Attempt(500, 3, None, "HTTP 500", verdict=Verdict.RETRY)
     items = [("a", attempt, "retrying"), ("b", attempt, "retrying"), ("a", attempt, "delivered")]
     assert [[d for d, _, _ in r] for r in _unique_rounds(items)] == [["a", "b"], ["a"]]

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 import pytest
-from hookstream.outbound.payload import render
-from hookstream.outbound.ssrf import UnsafeTarget, check_addresses, resolve_safe
+from hookstream.http.outbound.payload import render
+from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses, resolve_safe
 from hookstream.signatures import standard_headers
-from hookstream.subscriptions import InvalidSubscription, Secret, Subscription, matches, new_secret, validate
+from hookstream.store.subscriptions import InvalidSubscription, Secret, Subscription, matches, new_secret, validate
 from standardwebhooks import Webhook
 
 

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hookstream.devstack.kafka import new_cluster_id
-from hookstream.devstack.process import ensure_port_free, log_tail, pid_alive, terminate
 from hookstream.errors import DevStackError
+from hookstream_tools.devstack.kafka import new_cluster_id
+from hookstream_tools.devstack.process import ensure_port_free, log_tail, pid_alive, terminate
 
 
 def test_port_in_use_names_port_and_setting() -> None:

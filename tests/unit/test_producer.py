@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hookstream.devstack.process import free_port
 from hookstream.errors import BrokerUnavailable, DeliveryFailed, HookstreamError, ProducerQueueFull
 from hookstream.kafka import Producer, wait_for_broker
 from hookstream.settings import KafkaSettings
+from hookstream_tools.devstack.process import free_port
 
 
 async def test_send_before_start_is_an_error() -> None:

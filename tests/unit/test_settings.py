@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 from hookstream.errors import ConfigurationError
-from hookstream.settings import DevStackSettings, StackSettings
+from hookstream.settings import StackSettings
+from hookstream_tools.devstack.settings import DevStackSettings
 
 
 def test_environment_wins_over_stack_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

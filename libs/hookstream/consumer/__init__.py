@@ -2,9 +2,10 @@
 
 from hookstream.consumer.idempotency import first_time, idempotency_key
 from hookstream.consumer.metrics import ConsumerMetrics
+from hookstream.consumer.outcomes import Handler
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy
-from hookstream.consumer.runtime import ConsumerService, ConsumerSettings, Handler
+from hookstream.consumer.runtime import ConsumerService, ConsumerSettings
 
 __all__ = [
     "ConsumerMetrics",

@@ -6,6 +6,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from hookstream_schemas import topics
+
 from hookstream.consumer.records import Record
 from hookstream.errors import ConfigurationError
 from hookstream.kafka.headers import (
@@ -62,16 +64,18 @@ class RetryPolicy:
     def from_labels(
         cls, service: str, labels: list[str] | tuple[str, ...], dlq_topic: str | None = None
     ) -> RetryPolicy:
-        tiers = tuple(Tier(label, parse_delay(label), f"hookstream.{service}.retry.{label}") for label in labels)
+        tiers = tuple(Tier(label, parse_delay(label), topics.retry_topic(service, label)) for label in labels)
         return cls(service, tiers, dlq_topic)
 
     @property
     def dlq_topic(self) -> str:
-        return self.dlq or f"hookstream.{self.service}.dlq"
+        name: str = self.dlq or topics.dlq_topic(self.service)
+        return name
 
     @property
     def redrive_topic(self) -> str:
-        return f"hookstream.{self.service}.redrive"
+        name: str = topics.redrive_topic(self.service)
+        return name
 
     @property
     def max_attempts(self) -> int:

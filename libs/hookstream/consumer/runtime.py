@@ -1,4 +1,4 @@
-"""The consumer runtime every effect-producing service runs on.
+"""The consumer runtime every effect-producing service runs on: the scheduler and flow control.
 
 - aiokafka consumer in group ``hookstream.<service>`` with manual commits: a partition's offset
   is committed only up to its lowest unfinished record (at-least-once), also on rebalance and stop.
@@ -6,8 +6,8 @@
   ``keys_in_flight_per_partition`` keys are worked on at once, each key's records one after another.
 - A failed record goes to the next retry tier (``hookstream.<service>.retry.<delay>``) or, when
   its error is permanent or its attempts are spent, to ``hookstream.<service>.dlq``.
-- While a record waits in a tier, later records of its key are parked in Postgres and released in
-  order once it succeeds or is dead-lettered (``parking.py``). Other keys keep flowing.
+- What happens to each record (retry, DLQ, parking and its release) is ``outcomes.py``; this
+  module decides when records run, pauses partitions that fall behind and commits.
 - A tier partition waits for its head record's not-before time in its own task, so one tier's
   delay never holds up another partition.
 - Infrastructure failures (Kafka or Postgres away) are retried with backoff and never commit past
@@ -19,36 +19,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from enum import Enum
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
-from psycopg_pool import PoolTimeout
+from hookstream_schemas.topics import DLQ_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, group_id
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream.consumer.metrics import ConsumerMetrics
 from hookstream.consumer.offsets import PartitionOffsets
-from hookstream.consumer.parking import IS_THE_BLOCKER, NOT_THE_BLOCKER, Parked, ParkedKeys, PostgresParkedKeys
+from hookstream.consumer.outcomes import Handler, Outcomes
+from hookstream.consumer.parking import ParkedKeys, PostgresParkedKeys
 from hookstream.consumer.records import Record
-from hookstream.consumer.retry import RetryPolicy, Tier, failure_headers
+from hookstream.consumer.retry import RetryPolicy
 from hookstream.db import Database
-from hookstream.errors import HookstreamError
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
+from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.headers import NOT_BEFORE
 from hookstream.lifecycle import Lifecycle
+from hookstream.sensors import Sensors
 from hookstream.settings import CommaList, KafkaSettings
 
 log = logging.getLogger("hookstream.consumer")
-
-Handler = Callable[[Record], Awaitable[None]]
-T = TypeVar("T")
 
 
 class ConsumerSettings(BaseSettings):
@@ -65,22 +60,8 @@ class ConsumerSettings(BaseSettings):
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     infra_backoff_max_ms: int = 5_000
-    retry_retention_ms: int = 7 * 24 * 3600 * 1000
-    dlq_retention_ms: int = 30 * 24 * 3600 * 1000
-
-
-class Outcome(Enum):
-    DONE = "done"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead_lettered"
-
-
-def is_retriable(exc: BaseException) -> bool:
-    """Our errors say so themselves; anything unexpected is given the retry tiers before the DLQ."""
-    return bool(exc.retriable) if isinstance(exc, HookstreamError) else True
-
-
-_INFRA_ERRORS = (psycopg.OperationalError, PoolTimeout, KafkaError)
+    retry_retention_ms: int = RETRY_RETENTION_MS
+    dlq_retention_ms: int = DLQ_RETENTION_MS
 
 
 class _PartitionWork:
@@ -116,10 +97,13 @@ class ConsumerService(Lifecycle):
         kafka: KafkaSettings | None = None,
         parking: ParkedKeys | None = None,
         dlq_topic: str | None = None,
+        sensors: Sensors | None = None,
+        create_topics: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``create_topics=False`` when the entrypoint (or a setup Job) creates ``topics()`` beforehand."""
         self.service = service
-        self.group_id = f"hookstream.{service}"
+        self.group_id = group_id(service)
         self.input_topic = input_topic
         self.handler = handler
         self.bootstrap_servers = bootstrap_servers
@@ -129,11 +113,23 @@ class ConsumerService(Lifecycle):
         self.policy = RetryPolicy.from_labels(service, self.settings.retry_delays, dlq_topic)
         self.parking: ParkedKeys = parking or PostgresParkedKeys(db, service)
         self.clock = clock
+        self.create_topics = create_topics
         self.metrics = ConsumerMetrics()
-        self.producer = Producer(bootstrap_servers, self.kafka)
+        self.sensors = (sensors or Sensors()).with_(self.metrics)
+        self.producer = Producer(bootstrap_servers, self.kafka, sensors=self.sensors)
+        self.outcomes = Outcomes(
+            service,
+            handler,
+            policy=self.policy,
+            parking=self.parking,
+            producer=self.producer,
+            sensors=self.sensors,
+            retry_jitter=self.settings.retry_jitter,
+            infra_backoff_max_ms=self.settings.infra_backoff_max_ms,
+            clock=clock,
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: dict[TopicPartition, _PartitionWork] = {}
-        self._blocked: set[str] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._failure: BaseException | None = None
@@ -143,7 +139,8 @@ class ConsumerService(Lifecycle):
     async def start(self) -> None:
         if self._runner is not None:
             return
-        await asyncio.to_thread(self._ensure_topics)
+        if self.create_topics:
+            await asyncio.to_thread(self._ensure_topics)
         await self.producer.start()
         topics = [self.input_topic, self.policy.redrive_topic, *sorted(self.policy.tier_topics())]
         s = self.settings
@@ -165,13 +162,32 @@ class ConsumerService(Lifecycle):
         self._runner = asyncio.get_running_loop().create_task(self._run(), name=f"consumer-{self.service}")
         log.info("consumer started", extra={"service": self.service, "topics": topics})
 
-    def _ensure_topics(self) -> None:
-        admin = TopicAdmin(self.bootstrap_servers)
-        partitions = admin.partition_count(self.input_topic) or self.kafka.default_partitions
+    def topics(self, partitions: int | None = None) -> list[TopicSpec]:
+        """The topics this consumer owns: its retry tiers, redrive and dead-letter topics."""
+        partitions = partitions or self.kafka.default_partitions
         s = self.settings
         specs = [TopicSpec(t, partitions, s.retry_retention_ms) for t in sorted(self.policy.tier_topics())]
         specs.append(TopicSpec(self.policy.redrive_topic, partitions, s.retry_retention_ms))
         specs.append(TopicSpec(self.policy.dlq_topic, partitions, s.dlq_retention_ms))
+        return specs
+
+    def dead_letter_queues(self) -> list[tuple[str, str]]:
+        return [(self.service, self.policy.dlq_topic)]
+
+    async def ready(self) -> list[tuple[str, bool, str]]:
+        """Ready once the group has given this instance partitions to work on."""
+        inputs = [tp for tp in self._partitions if tp.topic == self.input_topic]
+        running = self._runner is not None and not self._runner.done()
+        ok = running and bool(inputs)
+        detail = f"{len(inputs)} partition(s) of {self.input_topic}" if ok else "no partitions assigned yet"
+        if not running:
+            detail = "not running"
+        return [(f"consumer {self.group_id}", ok, detail)]
+
+    def _ensure_topics(self) -> None:
+        admin = TopicAdmin(self.bootstrap_servers)
+        partitions = admin.partition_count(self.input_topic) or self.kafka.default_partitions
+        specs = self.topics(partitions)
         if not admin.partition_count(self.input_topic):
             specs.append(TopicSpec(self.input_topic, partitions, self.kafka.default_retention_ms))
         admin.ensure_topics(specs)
@@ -262,6 +278,7 @@ class ConsumerService(Lifecycle):
         for work in works:
             if work.tp in offsets:
                 work.committed = offsets[work.tp].offset
+                self.sensors.on_committed(self.service, work.tp.topic, work.tp.partition, work.committed)
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         lag = 0
@@ -271,7 +288,9 @@ class ConsumerService(Lifecycle):
             highwater = consumer.highwater(work.tp)
             position = work.offsets.committable()
             if highwater is not None and position is not None:
-                lag += max(0, highwater - position)
+                behind = max(0, highwater - position)
+                self.sensors.on_lag(self.service, work.tp.topic, work.tp.partition, behind)
+                lag += behind
         self.metrics.lag = lag
 
     # rebalance
@@ -283,7 +302,7 @@ class ConsumerService(Lifecycle):
             self._partitions[tp] = _PartitionWork(tp, delayed=tp.topic in tiers, keys_in_flight=keys_in_flight)
         inputs = sorted(tp.partition for tp in assigned if tp.topic == self.input_topic)
         if inputs:
-            self._blocked |= await self._infra(self.parking.blocked_keys, self.input_topic, inputs)
+            await self.outcomes.load_blocked(self.input_topic, inputs)
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         await self._close_partitions([tp for tp in revoked if tp in self._partitions])
@@ -311,6 +330,7 @@ class ConsumerService(Lifecycle):
 
     def _submit(self, work: _PartitionWork, record: Record) -> None:
         work.offsets.add(record.offset)
+        self.sensors.on_record_in(self.service, record)
         key = "" if work.delayed else record.ordering_key  # a tier partition is one queue, in not-before order
         queue = work.queues.get(key)
         if queue is not None:
@@ -336,9 +356,9 @@ class ConsumerService(Lifecycle):
                 if work.delayed:
                     if not await self._until_not_before(work, record):
                         break
-                    await self._process_retry(record)
+                    await self.outcomes.process_retry(record)
                 else:
-                    await self._process_input(record)
+                    await self.outcomes.process_input(record)
                 queue.popleft()
                 work.offsets.done(record.offset)
         except asyncio.CancelledError:
@@ -368,104 +388,6 @@ class ConsumerService(Lifecycle):
         finally:
             work.sleeper = None
         return not work.closing
-
-    # what happens to one record
-
-    async def _process_input(self, record: Record) -> None:
-        key = record.ordering_key
-        from_redrive = record.topic == self.policy.redrive_topic
-        if key in self._blocked and not from_redrive:
-            parked = await self._infra(self.parking.park_if_blocked, key, record)
-            if parked is IS_THE_BLOCKER:
-                # The blocking record itself, delivered again: try it now; success releases its key.
-                outcome = await self._attempt(record, block_key=False)
-                if outcome is not Outcome.RETRYING:
-                    await self._release(key, record.event_id)
-                return
-            if parked:
-                self.metrics.parked += 1
-                return
-            self._blocked.discard(key)
-        await self._attempt(record, block_key=not from_redrive)
-
-    async def _process_retry(self, record: Record) -> None:
-        outcome = await self._attempt(record, block_key=False)
-        if outcome is not Outcome.RETRYING:
-            await self._release(record.ordering_key, record.event_id)
-
-    async def _release(self, key: str, blocker_event_id: str) -> None:
-        """The blocker is done (succeeded or dead-lettered): run what was parked behind it, oldest first."""
-        while True:
-            parked = await self._infra(self.parking.next_released, key, blocker_event_id)
-            if parked is NOT_THE_BLOCKER:
-                return
-            if parked is None:
-                self._blocked.discard(key)
-                return
-            assert isinstance(parked, Parked)
-            outcome = await self._attempt(parked.record, block_key=False, parked=parked)
-            await self._infra(self.parking.unpark, key, parked)
-            self.metrics.released += 1
-            if outcome is Outcome.RETRYING:
-                return  # it blocks the key now; its own success continues the release
-
-    async def _attempt(self, record: Record, *, block_key: bool, parked: Parked | None = None) -> Outcome:
-        started = time.perf_counter()
-        try:
-            await self.handler(record)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            tier = self.policy.tier_after(record.attempt) if is_retriable(exc) else None
-            if tier is None:
-                await self._infra(self._dead_letter, record, exc)
-                self.metrics.dead_lettered += 1
-                log.warning(
-                    "dead-lettered",
-                    extra={"service": self.service, "event_id": record.event_id, "error": repr(exc)},
-                )
-                return Outcome.DEAD_LETTERED
-            # Block first: if we die before the record reaches its tier, its redelivery finds
-            # itself named as the blocker and is tried again instead of waiting behind itself.
-            if block_key:
-                await self._infra(self.parking.block, record.ordering_key, record)
-                self._blocked.add(record.ordering_key)
-            elif parked is not None:
-                await self._infra(self.parking.reblock, record.ordering_key, parked)
-            await self._infra(self._send_to_tier, record, exc, tier)
-            self.metrics.retried += 1
-            return Outcome.RETRYING
-        self.metrics.processed += 1
-        self.metrics.observe(time.perf_counter() - started)
-        return Outcome.DONE
-
-    async def _send_to_tier(self, record: Record, exc: BaseException, tier: Tier) -> None:
-        now_ms = int(self.clock() * 1000)
-        jitter = self.settings.retry_jitter
-        tier_delay_ms = tier.delay_ms * (1 + random.uniform(-jitter, jitter)) if jitter else tier.delay_ms
-        delay_ms = int(max(tier_delay_ms, getattr(exc, "retry_after_ms", None) or 0))
-        headers = failure_headers(record, exc, attempt=record.attempt, not_before_ms=now_ms + delay_ms)
-        await self.producer.send(tier.topic, record.value, key=record.key, headers=headers)
-
-    async def _dead_letter(self, record: Record, exc: BaseException) -> None:
-        headers = failure_headers(record, exc, attempt=record.attempt, not_before_ms=None)
-        await self.producer.send(self.policy.dlq_topic, record.value, key=record.key, headers=headers)
-
-    async def _infra(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run a Kafka or Postgres step until it succeeds; the record is not done until it has."""
-        delay_s = 0.1
-        while True:
-            try:
-                return await operation(*args)
-            except (*_INFRA_ERRORS, HookstreamError) as exc:
-                if isinstance(exc, HookstreamError) and not exc.retriable:
-                    raise
-                log.warning(
-                    "infrastructure step failed; retrying",
-                    extra={"service": self.service, "step": getattr(operation, "__name__", "?"), "error": str(exc)},
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.settings.infra_backoff_max_ms / 1000)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,14 @@ class Database(Lifecycle):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def ready(self) -> list[tuple[str, bool, str]]:
+        try:
+            async with asyncio.timeout(2.0), self.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # any failure means "not ready", with the reason
+            return [("postgres", False, str(exc) or type(exc).__name__)]
+        return [("postgres", True, f"answers at {redact(self.url)}")]
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:

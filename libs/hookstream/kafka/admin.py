@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
+from hookstream_schemas.topics import TopicSpec
 
 from hookstream.errors import BrokerUnavailable, ConfigurationError
 
@@ -27,22 +27,11 @@ _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
 
 
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    retention_ms: int
-    replication_factor: int = -1  # -1: the broker's default.replication.factor
-    config: dict[str, str] = field(default_factory=dict)
-
-    def new_topic(self) -> NewTopic:
-        config = {"retention.ms": str(self.retention_ms), **self.config}
-        return NewTopic(
-            self.name,
-            num_partitions=self.partitions,
-            replication_factor=self.replication_factor,
-            config=config,
-        )
+def new_topic(spec: TopicSpec) -> NewTopic:
+    config = {"retention.ms": str(spec.retention_ms), **spec.config}
+    return NewTopic(
+        spec.name, num_partitions=spec.partitions, replication_factor=spec.replication_factor, config=config
+    )
 
 
 ClientConfig = dict[str, Any]
@@ -83,11 +72,12 @@ class TopicAdmin:
         A topic that already exists is left as it is (a second call is a no-op), but
         a partition count below the spec is reported, since keyed ordering depends on it.
         """
+        specs = list({s.name: s for s in specs}.values())  # two parts may declare the same contract topic
         if not specs:
             return {}
         timeout_s = self.request_timeout_ms / 1000
         futures = self._admin.create_topics(
-            [s.new_topic() for s in specs], request_timeout=timeout_s, operation_timeout=timeout_s
+            [new_topic(s) for s in specs], request_timeout=timeout_s, operation_timeout=timeout_s
         )
         created: dict[str, bool] = {}
         for spec in specs:

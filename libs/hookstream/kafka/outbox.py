@@ -26,10 +26,11 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Producer as _RdProducer
+from hookstream_schemas.topics import TopicSpec, outbox_spec, outbox_topic
 
 from hookstream.db import Database
 from hookstream.errors import HookstreamError
-from hookstream.kafka.admin import TopicAdmin, TopicSpec, client_config
+from hookstream.kafka.admin import client_config
 from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
 from hookstream.lifecycle import Lifecycle, cancel
 
@@ -37,7 +38,8 @@ log = logging.getLogger("hookstream.outbox")
 
 
 def marker_topic(service: str) -> str:
-    return f"hookstream.{service}.outbox"
+    name: str = outbox_topic(service)
+    return name
 
 
 async def add_to_outbox(
@@ -100,12 +102,11 @@ class OutboxRelay(Lifecycle):
         """Rows were just committed: publish them now rather than at the next poll."""
         self._wake.set()
 
+    def topics(self) -> list[TopicSpec]:
+        return [outbox_spec(self.service)]
+
     async def start(self) -> None:
         if self._task is None:
-            await asyncio.to_thread(
-                TopicAdmin(self.bootstrap_servers).ensure_topics,
-                [TopicSpec(marker_topic(self.service), 1, -1, config={"cleanup.policy": "compact"})],
-            )
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox-{self.service}")
 
     async def stop(self) -> None:

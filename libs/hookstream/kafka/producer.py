@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -20,10 +21,11 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from hookstream.errors import DeliveryFailed, HookstreamError, ProducerQueueFull
+from hookstream.errors import BrokerUnavailable, DeliveryFailed, HookstreamError, ProducerQueueFull
 from hookstream.kafka.admin import ClientConfig, client_config
 from hookstream.kafka.headers import HeaderList
 from hookstream.lifecycle import Lifecycle
+from hookstream.sensors import Sensor
 from hookstream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,22 @@ class RecordMetadata:
 
 
 class Producer(Lifecycle):
-    def __init__(self, bootstrap_servers: str, settings: KafkaSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        settings: KafkaSettings | None = None,
+        *,
+        sensors: Sensor | None = None,
+        **overrides: Any,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._settings = settings or KafkaSettings()
         self._overrides = overrides
+        self.sensors = sensors or Sensor()
+        # librdkafka's idempotence state from its statistics: "Assigned" once the broker gave this
+        # producer its id, i.e. once a produce can succeed (a broker still loading its transaction
+        # coordinators after a restart keeps the first acks=all produce waiting for up to 30 s).
+        self.idempotence_state = "Init"
         self._producer: _RdProducer | None = None
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -64,10 +78,31 @@ class Producer(Lifecycle):
                 "queue.buffering.max.messages": s.queue_max_messages,
                 "queue.buffering.max.kbytes": s.queue_max_kbytes,
                 "compression.type": "lz4",
+                "statistics.interval.ms": s.statistics_interval_ms,
+                "stats_cb": self._on_stats,
                 "logger": log,
                 **self._overrides,
             },
         )
+
+    def _on_stats(self, stats_json: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.idempotence_state = json.loads(stats_json).get("eos", {}).get("idemp_state", self.idempotence_state)
+
+    async def ready(self) -> list[tuple[str, bool, str]]:
+        ok = self._producer is not None and self.idempotence_state == "Assigned"
+        return [(f"producer {self._settings.client_id}", ok, f"idempotent producer {self.idempotence_state}")]
+
+    async def wait_until_ready(self, *, timeout_ms: int) -> None:
+        """Until a produce can be acknowledged (the producer id is assigned); BrokerUnavailable after the timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+        while self.idempotence_state != "Assigned":
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerUnavailable(
+                    f"Kafka at {self.bootstrap_servers!r} did not give a producer id within {timeout_ms} ms"
+                    f" (state {self.idempotence_state}); the broker may still be loading its coordinators"
+                )
+            await asyncio.sleep(0.05)
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -92,7 +127,7 @@ class Producer(Lifecycle):
             reports, self._reports = self._reports, []
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            self._loop.call_soon_threadsafe(_resolve_all, reports)
+            self._loop.call_soon_threadsafe(_resolve_all, reports, self.sensors)
 
     def _report(self, future: asyncio.Future[RecordMetadata]) -> Callable[[KafkaError | None, Message], None]:
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -164,13 +199,19 @@ class Producer(Lifecycle):
         return future
 
 
-def _resolve_all(reports: list[tuple[asyncio.Future[RecordMetadata], KafkaError | None, Message]]) -> None:
+def _resolve_all(
+    reports: list[tuple[asyncio.Future[RecordMetadata], KafkaError | None, Message]], sensors: Sensor
+) -> None:
     for future, err, msg in reports:
+        failure = (
+            None
+            if err is None
+            else DeliveryFailed(f"delivery to {msg.topic()!r} failed: {err.str()}", retriable=err.retriable())
+        )
+        sensors.on_produced(msg.topic() or "", failure)
         if future.done():  # the waiter was cancelled; the record's fate is already logged by librdkafka
             continue
-        if err is not None:
-            future.set_exception(
-                DeliveryFailed(f"delivery to {msg.topic()!r} failed: {err.str()}", retriable=err.retriable())
-            )
+        if failure is not None:
+            future.set_exception(failure)
         else:
             future.set_result(RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))

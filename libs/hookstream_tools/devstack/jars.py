@@ -16,8 +16,9 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from hookstream.devstack.process import require_command
 from hookstream.errors import DevStackError
+
+from hookstream_tools.devstack.process import require_command
 
 _VERSION = re.compile(r"<kafka\.version>([^<]+)</kafka\.version>")
 _DOWNLOADED = re.compile(r"Downloaded from \S+: (\S+)")
@@ -35,7 +36,7 @@ Progress = Callable[[int, str], None]
 
 
 def resource_path(name: str) -> Path:
-    return Path(str(resources.files("hookstream.devstack").joinpath("resources", name)))
+    return Path(str(resources.files("hookstream_tools.devstack").joinpath("resources", name)))
 
 
 class KafkaJars:

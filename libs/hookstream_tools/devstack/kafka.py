@@ -11,12 +11,12 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-
-from hookstream.devstack.jars import KafkaJars
-from hookstream.devstack.process import ensure_port_free, log_tail, read_pid, terminate
 from hookstream.errors import DevStackError
 from hookstream.kafka.admin import client_config
-from hookstream.settings import DevStackSettings
+
+from hookstream_tools.devstack.jars import KafkaJars
+from hookstream_tools.devstack.process import ensure_port_free, log_tail, read_pid, terminate
+from hookstream_tools.devstack.settings import DevStackSettings
 
 
 def _server_properties(settings: DevStackSettings, log_dir: Path) -> str:

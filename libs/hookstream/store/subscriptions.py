@@ -1,6 +1,6 @@
 """Partner subscriptions: where outbound webhooks go, which event types, signed with which secrets.
 
-Kept in Postgres and managed through this module (the CLI now, the admin API later). Secrets
+Kept in Postgres and managed through this module only (the CLI, the delivery service, the admin). Secrets
 are Standard Webhooks ``whsec_`` keys; rotating adds a new one and lets the old one expire after
 a grace period, and both sign meanwhile so partners can switch without a gap.
 """
@@ -265,6 +265,26 @@ class SubscriptionStore:
                 (reason, subscription_id),
             )
             return cur.rowcount == 1
+
+    async def mark_failing(self, subscription_id: str) -> datetime | None:
+        """Start the endpoint's failure streak unless one runs; return since when it has been failing."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """UPDATE subscriptions SET failing_since = coalesce(failing_since, now())
+                   WHERE id = %s RETURNING failing_since""",
+                (subscription_id,),
+            )
+            row = await cur.fetchone()
+        since = row["failing_since"] if row else None
+        return since if isinstance(since, datetime) else None
+
+    async def clear_failing(self, subscription_id: str) -> None:
+        """The endpoint answered: its failure streak (if any) is over."""
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE subscriptions SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL",
+                (subscription_id,),
+            )
 
     async def rotate_secret(self, subscription_id: str, *, grace: timedelta = timedelta(hours=24)) -> str:
         """Add a new secret; the current ones stay valid for ``grace`` (both sign meanwhile). Returns the new one."""

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from standardwebhooks import Webhook, WebhookVerificationError
-
 from hookstream import signatures
 from hookstream.db import Database, apply_migrations
 from hookstream.errors import HookstreamError
-from hookstream.subscriptions import SubscriptionStore
+from hookstream.store.subscriptions import SubscriptionStore
+from standardwebhooks import Webhook, WebhookVerificationError
 
 SERVICES = ("ingress", "normalizer", "delivery")
 PARTNER = "demo-partner"
@@ -64,7 +63,7 @@ class PartnerLog:
 
 def samples() -> list[tuple[str, dict[str, str], bytes]]:
     """(channel, headers, body) of every bundled sample, in a story order: created first."""
-    root = resources.files("hookstream.demo").joinpath("samples")
+    root = resources.files("hookstream_tools.demo").joinpath("samples")
     order = [
         "shopify_orders_create",
         "shopify_orders_paid",
@@ -181,7 +180,7 @@ async def run(
             log_file = (logs / f"{name}.log").open("ab")
             procs.append(
                 subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
-                    [sys.executable, "-m", "hookstream.cli", "run", name, *extra],
+                    [sys.executable, "-m", "hookstream", "run", name, *extra],
                     env=env,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,

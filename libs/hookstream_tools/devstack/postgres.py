@@ -17,11 +17,11 @@ import warnings
 from pathlib import Path
 
 import psycopg
+from hookstream.errors import DevStackError
 from psycopg import sql
 
-from hookstream.devstack.process import ensure_port_free, log_tail, pid_alive
-from hookstream.errors import DevStackError
-from hookstream.settings import DevStackSettings
+from hookstream_tools.devstack.process import ensure_port_free, log_tail, pid_alive
+from hookstream_tools.devstack.settings import DevStackSettings
 
 _SYSTEM_USER = "embedded_postgres"
 

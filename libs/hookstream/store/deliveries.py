@@ -1,5 +1,8 @@
 """The delivery log in Postgres: one row per (subscription, event), one per attempt.
 
+Written by the delivery service, read by the CLI and the admin; ``resend`` queues deliveries
+again (``hookstream deliveries retry|recover`` and the admin's buttons).
+
 The hot paths (creating deliveries, reading their status before a send, recording an attempt)
 go through group commit: concurrent callers share one statement, so a thousand deliveries in
 flight cost a few round trips per batch rather than several each.
@@ -8,15 +11,42 @@ flight cost a few round trips per batch rather than several each.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
-from hookstream.kafka.headers import encode_headers
-from hookstream_services.delivery.sender import Attempt
+from hookstream.errors import ConfigurationError
+from hookstream.kafka import Producer
+from hookstream.kafka.headers import decode_headers, encode_headers
+from hookstream_schemas import topics
 
-FINAL = ("delivered", "failed", "skipped")
+SUBSCRIPTION = "hookstream-subscription-id"  # headers of a deliveries.v1 record
+DELIVERY = "hookstream-delivery-id"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the endpoint was disabled while the delivery waited
+
+
+FINAL = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What the log keeps of one HTTP attempt."""
+
+    status_code: int | None
+    latency_ms: int
+    excerpt: str | None
+    error: str | None
 
 
 def delivery_id(subscription_id: str, event_id: str) -> str:
@@ -29,14 +59,14 @@ def webhook_id(subscription_id: str, event_id: str) -> str:
 
 
 _NewRows = tuple[list[tuple[str, str, str, str]], bytes, str]
-_Record = tuple[str, Attempt, str]
+_Record = tuple[str, AttemptRecord, DeliveryStatus]
 
 
 class DeliveryLog:
     def __init__(self, db: Database, *, max_batch: int = 500) -> None:
         self.db = db
         self._creates: GroupCommit[_NewRows, None] = GroupCommit(self._create_batch, max_batch=max_batch)
-        self._reads: GroupCommit[str, str | None] = GroupCommit(self._status_batch, max_batch=max_batch)
+        self._reads: GroupCommit[str, DeliveryStatus | None] = GroupCommit(self._status_batch, max_batch=max_batch)
         self._records: GroupCommit[_Record, None] = GroupCommit(self._record_batch, max_batch=max_batch)
 
     async def create(
@@ -77,9 +107,9 @@ class DeliveryLog:
             else:
                 cur = await conn.execute(
                     """SELECT id, subscription_id, order_id, status, value, headers FROM deliveries
-                       WHERE subscription_id = %s AND status = 'failed' AND created_at >= %s
+                       WHERE subscription_id = %s AND status = %s AND created_at >= %s
                        ORDER BY created_at, id""",
-                    (subscription_id, since),
+                    (subscription_id, str(DeliveryStatus.FAILED), since),
                 )
             return list(await cur.fetchall())
 
@@ -88,20 +118,20 @@ class DeliveryLog:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "DELETE FROM deliveries WHERE status = ANY(%s) AND updated_at < now() - %s",
-                (list(FINAL), older_than),
+                ([str(status) for status in FINAL], older_than),
             )
             return cur.rowcount
 
-    async def status(self, delivery: str) -> str | None:
+    async def status(self, delivery: str) -> DeliveryStatus | None:
         return await self._reads.submit(delivery)
 
-    async def _status_batch(self, ids: list[str]) -> list[str | None]:
+    async def _status_batch(self, ids: list[str]) -> list[DeliveryStatus | None]:
         async with self.db.connection() as conn:
             cur = await conn.execute("SELECT id, status FROM deliveries WHERE id = ANY(%s)", (ids,))
-            found = {row["id"]: str(row["status"]) for row in await cur.fetchall()}
+            found = {row["id"]: DeliveryStatus(str(row["status"])) for row in await cur.fetchall()}
         return [found.get(i) for i in ids]
 
-    async def record(self, delivery: str, attempt: Attempt, status: str) -> None:
+    async def record(self, delivery: str, attempt: AttemptRecord, status: DeliveryStatus) -> None:
         """Count the attempt, set the delivery's status, and keep the attempt in the log: one statement."""
         await self._records.submit((delivery, attempt, status))
 
@@ -126,7 +156,7 @@ class DeliveryLog:
                        FROM v JOIN u ON u.id = v.id""",
                     [
                         [d for d, _, _ in batch],
-                        [s for _, _, s in batch],
+                        [str(s) for _, _, s in batch],
                         [a.status_code for _, a, _ in batch],
                         [a.latency_ms for _, a, _ in batch],
                         [a.excerpt for _, a, _ in batch],
@@ -135,12 +165,12 @@ class DeliveryLog:
                 )
         return [None] * len(items)
 
-    async def mark(self, delivery: str, status: str, error: str | None = None) -> None:
+    async def mark(self, delivery: str, status: DeliveryStatus, error: str | None = None) -> None:
         async with self.db.connection() as conn:
             await conn.execute(
                 """UPDATE deliveries SET status = %s, last_error = coalesce(%s, last_error), updated_at = now()
                    WHERE id = %s""",
-                (status, error, delivery),
+                (str(status), error, delivery),
             )
 
     async def attempts(self, delivery: str) -> list[dict[str, Any]]:
@@ -162,3 +192,34 @@ def _unique_rounds(items: list[_Record]) -> list[list[_Record]]:
         rounds[n].append(item)
         seen[n].add(item[0])
     return rounds
+
+
+async def resend(
+    db: Database,
+    producer: Producer,
+    *,
+    delivery: str | None = None,
+    subscription_id: str | None = None,
+    since: datetime | None = None,
+    topic: str = topics.DELIVERIES.name,
+    on_progress: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> int:
+    """Mark the deliveries pending and queue them on ``deliveries.v1`` (same key: order kept); return the count."""
+    log = DeliveryLog(db)
+    rows = await log.for_retry(delivery=delivery, subscription_id=subscription_id, since=since)
+    if delivery is not None and not rows:
+        raise ConfigurationError(f"no delivery {delivery!r}")
+    if delivery is not None and rows[0]["status"] == DeliveryStatus.DELIVERED:
+        raise ConfigurationError(f"{delivery} was delivered already; nothing to retry")
+    for row in rows:
+        await log.mark(row["id"], DeliveryStatus.PENDING)
+        headers = [
+            *decode_headers(row["headers"]),
+            (SUBSCRIPTION, str(row["subscription_id"]).encode()),
+            (DELIVERY, str(row["id"]).encode()),
+        ]
+        await producer.send(
+            topic, bytes(row["value"]), key=f"{row['subscription_id']}:{row['order_id']}", headers=headers
+        )
+        on_progress(row)
+    return len(rows)

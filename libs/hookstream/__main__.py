@@ -1,0 +1,3 @@
+from hookstream.launcher import main
+
+main()

@@ -1,3 +1,0 @@
-from hookstream.cli.main import main
-
-main()

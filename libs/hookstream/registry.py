@@ -1,0 +1,106 @@
+"""The service registry: every service declares one ``ServiceSpec``, found through an entry point.
+
+A service package registers itself with one line in its distribution's metadata::
+
+    [project.entry-points."hookstream.services"]
+    crm = "hookstream_services.crm.spec:SPEC"
+
+``hookstream run``, ``hookstream dlq``, ``hookstream db migrate``, ``hookstream setup`` and the
+admin iterate ``discover()``; nothing finds a service by importing a module path of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from hookstream_schemas.topics import TopicSpec
+from pydantic_settings import BaseSettings
+
+from hookstream.db.migrations import Migration, packaged_migrations
+from hookstream.errors import ConfigurationError, UnknownService
+from hookstream.lifecycle import LifecycleGroup
+from hookstream.sensors import Sensors
+
+ENTRY_POINT_GROUP = "hookstream.services"
+
+
+class NoSettings(BaseSettings):
+    """For a service without settings of its own."""
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service's build receives: read once at startup by the entrypoint, then passed down."""
+
+    name: str
+    bootstrap_servers: str
+    database_url: str
+    settings: Any  # an instance of the spec's settings class
+    sensors: Sensors = field(default_factory=Sensors)
+    # False when the entrypoint (or a setup Job) creates the topics: the parts then only use them.
+    create_topics: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    consumer: str  # the consumer service whose dead letters these are, e.g. "delivery-send"
+    topic: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    description: str
+    # A consumer service: the lifecycle group of its parts. A service with a server of its own
+    # (ingress runs uvicorn workers) gives ``main`` instead and declares its topics itself.
+    build: Callable[[ServiceContext], LifecycleGroup] | None = None
+    main: Callable[[list[str]], int] | None = None
+    settings: type[BaseSettings] = NoSettings
+    migrations: str | None = None  # the package whose migrations/ folder holds NNNN_description.sql files
+    health_port: int = 0  # the probe port's default; 0 picks a free one
+    topics: Callable[[Any], list[TopicSpec]] | None = None  # default: what the built parts declare
+    banner: Callable[[ServiceContext], str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.build is None) == (self.main is None):
+            raise ConfigurationError(f"service {self.name!r} must give exactly one of build or main")
+
+    def load_migrations(self) -> list[Migration]:
+        return packaged_migrations(self.migrations) if self.migrations else []
+
+    def owned_topics(self, context: ServiceContext) -> list[TopicSpec]:
+        if self.topics is not None:
+            return self.topics(context.settings)
+        assert self.build is not None
+        return self.build(context).topics()
+
+    def dead_letter_queues(self, context: ServiceContext) -> list[DeadLetterQueue]:
+        if self.build is None:
+            return []
+        return [DeadLetterQueue(name, topic) for name, topic in self.build(context).dead_letter_queues()]
+
+
+def discover() -> dict[str, ServiceSpec]:
+    """Every registered service by name; a broken registration is an error that names it."""
+    found: dict[str, ServiceSpec] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = entry.load()
+        except Exception as exc:
+            raise ConfigurationError(f"service {entry.name!r} ({entry.value}) failed to load: {exc!r}") from exc
+        if not isinstance(spec, ServiceSpec):
+            raise ConfigurationError(f"entry point {entry.name!r} ({entry.value}) is not a ServiceSpec")
+        if spec.name != entry.name:
+            raise ConfigurationError(f"entry point {entry.name!r} names a spec called {spec.name!r}")
+        found[spec.name] = spec
+    return dict(sorted(found.items()))
+
+
+def get(name: str) -> ServiceSpec:
+    services = discover()
+    if name not in services:
+        raise UnknownService(f"unknown service {name!r}; available: {', '.join(services) or 'none registered'}")
+    return services[name]

@@ -1,0 +1,42 @@
+"""What every command group shares: the consoles, one-line errors, a database that is migrated."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+from hookstream.errors import ConfigurationError, HookstreamError
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns the errors we raise on purpose into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HookstreamError as exc:
+            fail(str(exc))
+
+
+async def require_migrated(database_url: str) -> None:
+    """Commands that read or write tables refuse, in one line, to run against a schema that is behind."""
+    from hookstream import registry
+    from hookstream.db.migrations import pending_migrations
+    from hookstream.entrypoint import component_migrations
+
+    pending = await pending_migrations(database_url, component_migrations(list(registry.discover().values())))
+    if pending:
+        raise ConfigurationError(
+            f"the database is missing {len(pending)} migration(s) ({', '.join(pending[:2])}…):"
+            " run `hookstream db migrate` first"
+        )

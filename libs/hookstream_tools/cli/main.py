@@ -1,0 +1,80 @@
+"""``hookstream``: the developers' and operators' CLI, one module per command group.
+
+``run``, ``setup`` and ``db migrate`` are the runtime's own (``hookstream.launcher`` answers them
+without the tools installed); they are listed here too so ``--help`` shows everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+from hookstream import registry
+from hookstream.settings import StackSettings
+
+from hookstream_tools.cli.common import Group, fail, out
+from hookstream_tools.cli.deliveries import deliveries
+from hookstream_tools.cli.demo import demo
+from hookstream_tools.cli.dev import dev
+from hookstream_tools.cli.dlq import dlq
+from hookstream_tools.cli.subscriptions import subscriptions
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="hookstream")
+def cli() -> None:
+    """hookstream: webhook-driven order processing on Kafka."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("service")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(service: str, args: tuple[str, ...]) -> None:
+    """Run one registered service: `hookstream run <service> [--no-migrate] [its options]`."""
+    from hookstream import entrypoint
+
+    services = registry.discover()
+    if service not in services:
+        fail(f"unknown service {service!r}; available: {', '.join(services) or 'none registered'}", code=2)
+    sys.exit(entrypoint.run(services[service], list(args)))
+
+
+@cli.command()
+def services() -> None:
+    """Every registered service and what it does."""
+    for spec in registry.discover().values():
+        out.print(f"{spec.name:<14} {spec.description}", markup=False)
+
+
+@cli.command()
+def setup() -> None:
+    """Migrations and topics of every registered service (what a deployment's migrations Job runs)."""
+    from hookstream.launcher import setup_command
+
+    sys.exit(setup_command(migrations_only=False))
+
+
+@cli.group(cls=Group)
+def db() -> None:
+    """PostgreSQL schema."""
+
+
+@db.command()
+def migrate() -> None:
+    """Apply pending migrations (the library's, then every registered service's) to DATABASE_URL."""
+    from hookstream.entrypoint import migrate as apply_all
+
+    applied = asyncio.run(apply_all(StackSettings().require_database(), list(registry.discover().values())))
+    if not applied:
+        out.print("Database schema is up to date.")
+    for line in applied:
+        out.print(f"applied {line}")
+
+
+for group in (dev, dlq, subscriptions, deliveries, demo):
+    cli.add_command(group)
+
+
+def main() -> None:
+    cli(prog_name="hookstream")

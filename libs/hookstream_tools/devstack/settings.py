@@ -1,0 +1,44 @@
+"""Settings of the local Kafka + PostgreSQL launcher (``hookstream dev``): tooling, not runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "hookstream"
+
+
+class DevStackSettings(BaseSettings):
+    """The local Kafka + PostgreSQL launcher (``hookstream dev``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_DEV_", extra="ignore")
+
+    state_dir: Path = Path(".hookstream")
+    # Jars live outside the work tree so clean clones and `make clean` keep them.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    postgres_port: int = 15432
+    postgres_database: str = "hookstream"
+    kafka_heap: str = "-Xms256m -Xmx512m"
+    kafka_jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 -Xshare:auto"
+    kafka_ready_timeout_ms: int = 60_000
+    postgres_ready_timeout_ms: int = 60_000
+    stop_timeout_ms: int = 30_000
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.postgres_database}"
+
+    @property
+    def stack_env_path(self) -> Path:
+        return self.state_dir / "stack.env"

@@ -1,0 +1,148 @@
+"""Sending one delivery: sign with Standard Webhooks, respect the endpoint's rate limit and circuit
+breaker, record every attempt, and turn the answer into the runtime's policy: retry (with the
+partner's Retry-After), dead-letter, or done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from hookstream.avro import AvroSerde
+from hookstream.consumer import Record
+from hookstream.errors import PermanentError, RetriableError
+from hookstream.http.outbound.payload import render
+from hookstream.kafka import Producer
+from hookstream.ratelimit import TokenBucket
+from hookstream.sensors import Sensor
+from hookstream.signatures import standard_headers
+from hookstream.store.deliveries import DELIVERY, FINAL, SUBSCRIPTION, DeliveryLog, DeliveryStatus, webhook_id
+from hookstream.store.subscriptions import Subscription
+from hookstream_schemas import topics
+from hookstream_services.delivery.breaker import Breaker
+from hookstream_services.delivery.cache import SubscriptionCache
+from hookstream_services.delivery.sender import Sender, Verdict
+
+log = logging.getLogger("hookstream.delivery")
+
+USER_AGENT = "hookstream/0.1 (+https://github.com/hookstream)"
+HEALTH_TRUSTED_S = 60.0
+
+
+class Send:
+    def __init__(
+        self,
+        canonical: AvroSerde,
+        cache: SubscriptionCache,
+        log_: DeliveryLog,
+        sender: Sender,
+        producer: Producer,
+        *,
+        max_attempts: int,
+        auto_disable_after: timedelta = timedelta(days=5),
+        breaker: Callable[[], Breaker] = Breaker,
+        sensors: Sensor | None = None,
+    ) -> None:
+        self.canonical = canonical
+        self.cache = cache
+        self.log = log_
+        self.sender = sender
+        self.sensors = sensors or Sensor()
+        self.producer = producer
+        self.max_attempts = max_attempts
+        self.auto_disable_after = auto_disable_after
+        self.new_breaker = breaker
+        self.breakers: dict[str, Breaker] = {}
+        self.buckets: dict[str, TokenBucket] = {}
+        self._known_healthy: dict[str, float] = {}  # endpoint → until when its failing_since is known clear
+        self._failing_since: dict[str, tuple[datetime | None, float]] = {}  # endpoint → (since, read at)
+
+    async def __call__(self, record: Record) -> None:
+        sub_id, delivery = record.header(SUBSCRIPTION), record.header(DELIVERY)
+        if not sub_id or not delivery:
+            raise PermanentError("a deliveries.v1 record without subscription and delivery ids")
+        if await self.log.status(delivery) in FINAL:
+            return  # a redelivery of something already settled
+        sub = await self.cache.get(sub_id)
+        if not sub.enabled:
+            await self.log.mark(delivery, DeliveryStatus.SKIPPED, f"subscription disabled: {sub.disabled_reason}")
+            return
+        breaker = self.breakers.setdefault(sub.id, self.new_breaker())
+        if wait_s := breaker.wait_s():
+            await self.log.mark(delivery, DeliveryStatus.RETRYING, "circuit open: the endpoint is failing")
+            raise RetriableError(f"circuit open for {sub.url}", retry_after_ms=int(wait_s * 1000))
+        if sub.rate_limit_per_s:
+            bucket = self.buckets.get(sub.id)
+            if bucket is None or bucket.rate != sub.rate_limit_per_s:
+                bucket = self.buckets[sub.id] = TokenBucket(sub.rate_limit_per_s, max(1, int(sub.rate_limit_per_s)))
+            await bucket.acquire()
+
+        event = self.canonical.decode(record.value or b"", record.headers)
+        body, content_type = render(event, sub.content_type)
+        msg_id = webhook_id(sub.id, event["event_id"])
+        headers = {
+            **sub.headers,
+            "Content-Type": content_type,
+            "User-Agent": USER_AGENT,
+            **standard_headers(sub.signing_secrets(), msg_id, int(time.time()), body),
+        }
+        attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
+        self.sensors.on_http_attempt(sub.id, attempt.verdict.value, attempt.status_code, attempt.latency_ms / 1000)
+        last = record.attempt >= self.max_attempts
+        if attempt.verdict is Verdict.DELIVERED:
+            breaker.record(True)
+            await self.log.record(delivery, attempt, DeliveryStatus.DELIVERED)
+            await self._healthy(sub)
+            return
+        if attempt.verdict is Verdict.GONE:
+            await self.log.record(delivery, attempt, DeliveryStatus.FAILED)
+            await self._disable(sub, f"the endpoint answered 410 Gone at {datetime.now(UTC).isoformat()}")
+            return
+        if attempt.verdict is Verdict.REJECTED:
+            await self.log.record(delivery, attempt, DeliveryStatus.FAILED)
+            raise PermanentError(f"{sub.url} rejected the delivery: {attempt.error}")
+        breaker.record(False)
+        await self.log.record(delivery, attempt, DeliveryStatus.FAILED if last else DeliveryStatus.RETRYING)
+        await self._failing(sub)
+        raise RetriableError(f"{sub.url}: {attempt.error}", retry_after_ms=attempt.retry_after_ms)
+
+    async def _healthy(self, sub: Subscription) -> None:
+        # Cleared once, then trusted for a minute: not one write per delivery. Another instance may
+        # mark the endpoint failing meanwhile; our next clear after the minute undoes that.
+        if self._known_healthy.get(sub.id, 0.0) > time.monotonic():
+            return
+        self._failing_since.pop(sub.id, None)
+        await self.cache.store.clear_failing(sub.id)
+        self._known_healthy[sub.id] = time.monotonic() + HEALTH_TRUSTED_S
+
+    async def _failing(self, sub: Subscription) -> None:
+        self._known_healthy.pop(sub.id, None)
+        since, read_at = self._failing_since.get(sub.id, (None, 0.0))
+        # Written once per failure streak and re-read each minute, or to confirm before disabling
+        # (another instance may have seen the endpoint succeed meanwhile): not one write per failure.
+        if since is None or self._overdue(since) or time.monotonic() - read_at > HEALTH_TRUSTED_S:
+            since = await self.cache.store.mark_failing(sub.id)
+            self._failing_since[sub.id] = (since, time.monotonic())
+        if since is not None and self._overdue(since):
+            await self._disable(sub, f"failing continuously since {since.isoformat()}")
+
+    def _overdue(self, failing_since: datetime) -> bool:
+        return datetime.now(UTC) - failing_since >= self.auto_disable_after
+
+    async def _disable(self, sub: Subscription, reason: str) -> None:
+        first = await self.cache.store.disable_if_enabled(sub.id, reason)
+        self.cache.put(await self.cache.store.get(sub.id))
+        if not first:
+            return  # a concurrent delivery to the same endpoint disabled it and raised the alert
+        log.warning("endpoint disabled", extra={"subscription_id": sub.id, "url": sub.url, "reason": reason})
+        alert = {
+            "type": "endpoint.disabled",
+            "subscription_id": sub.id,
+            "url": sub.url,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        await self.producer.send(topics.ALERTS.name, json.dumps(alert).encode(), key=sub.id)
