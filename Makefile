@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Whole local stack in the foreground (Kafka + PostgreSQL for now; services join as they land).
+# The whole pipeline with a demo partner: the stack, every service as `hookstream run <name>`, signed sample webhooks.
 run: install
 	$(HS) demo
 
@@ -28,6 +28,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Needs a running stack (`hookstream dev up`), wrk (Debian) and Go for the ingress runs.
 bench: install

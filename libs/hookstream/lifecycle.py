@@ -73,11 +73,20 @@ class LifecycleGroup(Lifecycle):
     ``wait()`` returns when every part that can stop on its own has, or raises the first failure.
     ``ready()`` is every part's readiness; ``topics()`` every topic the parts declare."""
 
-    def __init__(self, name: str, parts: list[Part], *, create_topics_on: str | None = None) -> None:
-        """``create_topics_on``: a bootstrap address to create ``topics()`` at before the parts start
+    def __init__(
+        self,
+        name: str,
+        parts: list[Part],
+        *,
+        topics: list[TopicSpec] | None = None,
+        create_topics_on: str | None = None,
+    ) -> None:
+        """``topics``: what the service owns besides its parts' topics (its contract topics).
+        ``create_topics_on``: a bootstrap address to create ``topics()`` at before the parts start
         (a service run standalone); None when the entrypoint or a setup Job creates them."""
         self.name = name
         self.parts = parts
+        self.declared_topics = list(topics or [])
         self.create_topics_on = create_topics_on
         self._started: list[Part] = []
 
@@ -116,7 +125,8 @@ class LifecycleGroup(Lifecycle):
         return checks
 
     def topics(self) -> list[TopicSpec]:
-        return [spec for part in self.parts if hasattr(part, "topics") for spec in part.topics()]
+        owned = [spec for part in self.parts if hasattr(part, "topics") for spec in part.topics()]
+        return [*self.declared_topics, *owned]
 
     def dead_letter_queues(self) -> list[tuple[str, str]]:
         """(consumer service, dead-letter topic) of every consumer among the parts."""
