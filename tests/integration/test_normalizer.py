@@ -18,6 +18,7 @@ from hookstream.consumer.runtime import ConsumerSettings
 from hookstream.db import Database
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import header_dict
+from hookstream.store.orders import OrderStore
 from hookstream_services.normalizer import mapping
 from hookstream_services.normalizer.service import NormalizerService, NormalizerSettings
 
@@ -103,6 +104,21 @@ async def test_duplicates_give_exactly_one_canonical_event(pipeline: Pipeline, p
     paid = next(e for e in events if e["type"] == "order.paid")
     assert (paid["channel"], paid["amounts"]["paid"], paid["status"]) == ("stripe", "63.71", "paid")
     assert paid["_headers"]["traceparent"].startswith(b"00-4bf92f3577b34da6a3ce929d0e0e4736-")
+
+    # The read side others use (the admin, the CLI): the order and its timeline, without the normalizer.
+    async with Database(pipeline.database_url) as db:
+        orders = OrderStore(db)
+        order = await orders.get("shopify:5612345678901")
+        timeline = await orders.timeline("shopify:5612345678901")
+        recent = await orders.recent()
+        assert await orders.get("shopify:nope") is None
+    assert order is not None
+    assert (order.channel, order.status, order.sequence) == ("shopify", "paid", 2)
+    assert [(t.type, t.outcome, t.sequence) for t in timeline] == [
+        ("order.created", "applied", 1),
+        ("order.paid", "applied", 2),
+    ]
+    assert {o.order_id for o in recent} == {"b2b-portal:B2B-2026-000317", "shopify:5612345678901", "woocommerce:727"}
 
 
 async def test_reordered_deliveries_end_in_the_right_state_and_canonical_order(

@@ -34,6 +34,7 @@ from hookstream.kafka.headers import (
     ORIGINAL_TOPIC,
     header_str,
 )
+from hookstream.store.dead_letters import RedriveLog
 
 REDRIVEN_FROM = "hookstream-redriven-from"
 
@@ -145,9 +146,7 @@ def _watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tup
 
 
 async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
-    async with db.connection() as conn:
-        cur = await conn.execute('SELECT partition, "offset" FROM dlq_redrives WHERE service = %s', (service,))
-        done = {(int(str(r["partition"])), int(str(r["offset"]))) for r in await cur.fetchall()}
+    done = await RedriveLog(db).redriven(service)
     return [
         DeadLetter(
             d.topic, d.partition, d.offset, d.key, d.value, d.headers, d.timestamp_ms, (d.partition, d.offset) in done
@@ -196,13 +195,9 @@ async def redrive(
 ) -> int:
     """Send each dead letter to the service's redrive topic, then record it; return how many were sent."""
     target = RetryPolicy(service, ()).redrive_topic
+    log = RedriveLog(db)
     for letter in letters:
         await producer.send(target, letter.value, key=letter.key, headers=letter.redrive_headers())
-        async with db.connection() as conn:
-            await conn.execute(
-                """INSERT INTO dlq_redrives (service, partition, "offset") VALUES (%s, %s, %s)
-                   ON CONFLICT (service, partition, "offset") DO UPDATE SET redriven_at = now()""",
-                (service, letter.partition, letter.offset),
-            )
+        await log.record(service, letter.partition, letter.offset)
         on_progress(letter)
     return len(letters)

@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from hookstream_schemas import topics
+
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer
 from hookstream.kafka.headers import decode_headers, encode_headers
-from hookstream_schemas import topics
 
 SUBSCRIPTION = "hookstream-subscription-id"  # headers of a deliveries.v1 record
 DELIVERY = "hookstream-delivery-id"

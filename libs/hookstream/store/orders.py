@@ -1,0 +1,70 @@
+"""Orders as the admin and the CLI read them: current state and the timeline of every event.
+
+The normalizer owns the writes (its state machine applies events inside its own transactions);
+this is the read side, so nothing else needs the normalizer to see an order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hookstream.db import Database
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    channel: str
+    status: str | None
+    sequence: int
+    held: int
+    snapshot: dict[str, Any]
+    tracking: list[Any]
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    event_id: str
+    type: str
+    occurred_at: datetime
+    outcome: str  # applied, held, stale, conflict, ignored
+    sequence: int | None
+    detail: str | None
+    recorded_at: datetime
+
+
+_ORDER = """SELECT order_id, channel, status, sequence, held, snapshot, tracking, first_seen_at, updated_at
+              FROM orders"""
+
+
+class OrderStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, order_id: str) -> Order | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(_ORDER + " WHERE order_id = %s", (order_id,))
+            row = await cur.fetchone()
+        return Order(**row) if row else None  # type: ignore[arg-type]
+
+    async def recent(self, *, limit: int = 50, status: str | None = None) -> list[Order]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                _ORDER + " WHERE %s::text IS NULL OR status = %s ORDER BY updated_at DESC LIMIT %s",
+                (status, status, limit),
+            )
+            return [Order(**row) for row in await cur.fetchall()]  # type: ignore[arg-type]
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        """Every event of the order, applied ones in their sequence, then the rest, with what became of each."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT event_id, type, occurred_at, outcome, sequence, detail, recorded_at
+                   FROM order_timeline WHERE order_id = %s ORDER BY sequence NULLS LAST, occurred_at""",
+                (order_id,),
+            )
+            return [TimelineEntry(**row) for row in await cur.fetchall()]  # type: ignore[arg-type]
