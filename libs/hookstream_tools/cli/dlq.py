@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 from hookstream.settings import StackSettings
-
 from hookstream_schemas.topics import dlq_topic
+
 from hookstream_tools.cli.common import Group, err, out, require_migrated
 
 
