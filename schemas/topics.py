@@ -35,6 +35,9 @@ ALERTS = TopicSpec("hookstream.alerts", 1, 28 * DAY_MS)
 
 CONTRACTS = (RAW, RAW_DLQ, ORDER_EVENTS, DELIVERIES, ALERTS)
 
+# `hookstream dev up` returns once a produce to this topic is acknowledged (tooling only).
+DEV_READY = TopicSpec("hookstream.dev.ready", 1, 3_600_000, config={"segment.ms": "3600000"})
+
 RETRY_RETENTION_MS = 7 * DAY_MS
 DLQ_RETENTION_MS = 30 * DAY_MS
 

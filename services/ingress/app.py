@@ -8,6 +8,7 @@ when to retry; a 200 is only sent once the broker has acknowledged the record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -42,18 +43,50 @@ class TooLarge(Exception):
     pass
 
 
+# An oversized body is still read (and dropped) before the 413, up to this many bytes in all: a
+# server that closes a connection with request bytes unread in its socket makes the kernel reset
+# it, and the reset can destroy the 413 before the sender reads it. A `Connection: close` sender
+# (urllib always is one) then saw "connection reset" and never learned why. Past the bound the
+# connection is closed all the same; a keep-alive connection is drained by uvicorn itself.
+DISCARD_FACTOR = 8
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+
+
+def discard_limit(limit: int) -> int:
+    return min(DISCARD_FACTOR * limit, DISCARD_MAX_BYTES)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or TooLarge once it is known to exceed ``limit`` (see DISCARD_MAX_BYTES)."""
+    bound = discard_limit(limit)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        # Refused on the header alone and nothing kept. Not even read when the sender waits for a
+        # "100 Continue" before sending it (reading would ask for it), or when it is over the bound.
+        expects_continue = request.headers.get("expect", "").lower() == "100-continue"
+        if int(declared) <= bound and not expects_continue:
+            await _consume(request, keep=0, stop_after=bound)
         raise TooLarge
+    chunks, size = await _consume(request, keep=limit, stop_after=bound)
+    if size > limit:
+        raise TooLarge
+    return b"".join(chunks)
+
+
+async def _consume(request: Request, *, keep: int, stop_after: int) -> tuple[list[bytes], int]:
+    """Read the body: chunks are kept while the total is within ``keep``; reading stops past ``stop_after``."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size <= keep:
+                chunks.append(chunk)
+            elif size > stop_after:
+                break
+            else:
+                chunks.clear()  # too large: read to the end, keep nothing
+    return chunks, size
 
 
 class Ingress:

@@ -97,9 +97,7 @@ async def test_signed_ordered_retried_delivery(
     secret = sub.signing_secrets()[0]
     # The first attempt of o1's first event fails, the second is rate-limited with Retry-After: 1.
     partner.script["/acme#o1-1"] = [(500, {}), (429, {"Retry-After": "1"})]
-    service = DeliveryService(
-        kafka_bootstrap, migrated_database_url, settings=stack["settings"]
-    )
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=stack["settings"])
     async with service:
         await stack["publish"](
             canonical("o1-1", "shopify:1", 1, "order.created"),
@@ -148,9 +146,7 @@ async def test_gone_disables_exhausted_goes_to_dlq_and_ssrf_is_refused(
     await store.add(name="imds", url="http://169.254.169.254/latest", event_types=["order.created"])
     partner.script["/gone"] = [(410, {})]
     partner.script["/down"] = [(503, {})] * 10
-    service = DeliveryService(
-        kafka_bootstrap, migrated_database_url, settings=stack["settings"]
-    )
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=stack["settings"])
     async with service:
         await stack["publish"](canonical("g-1", "shopify:7", 1, "order.created"))
         await until(lambda: len(partner.at("/down")) == 3, what="three attempts at the failing endpoint")

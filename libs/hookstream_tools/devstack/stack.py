@@ -22,7 +22,7 @@ from hookstream.errors import BrokerUnavailable, DeliveryFailed, DevStackError, 
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.admin import wait_for_broker
 from hookstream.settings import KafkaSettings, StackSettings
-from hookstream_schemas.topics import TopicSpec
+from hookstream_schemas.topics import DEV_READY
 
 from hookstream_tools.devstack.jars import KafkaJars, Progress
 from hookstream_tools.devstack.kafka import LocalKafka
@@ -36,7 +36,7 @@ T = TypeVar("T")
 # acks=all producer, sent here: answering metadata is not enough. A warm-restarted broker answers
 # metadata while it still refuses producer ids ("Coordinator load in progress"), and the first
 # webhooks after `dev up` waited for it and got 503s. One small record per `up`, kept an hour.
-READY_TOPIC = TopicSpec("hookstream.dev.ready", 1, 3_600_000, config={"segment.ms": "3600000"})
+READY_TOPIC = DEV_READY
 # Each attempt's producer gives up after this long; a fresh one then tries again until the deadline.
 READY_ATTEMPT_MS = 5_000
 
@@ -195,18 +195,24 @@ async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], 
             )
         attempt_ms = max(500, min(READY_ATTEMPT_MS, remaining_ms))
         librdkafka = _LastMessage()
+        step = "creating the topic" if not topic_ready else "producing"
         try:
             if not topic_ready:
                 admin = TopicAdmin(bootstrap, request_timeout_ms=attempt_ms)
                 await asyncio.to_thread(admin.ensure_topics, [READY_TOPIC])
                 topic_ready = True
+                step = "producing"
             await _produce_one(bootstrap, attempt_ms, librdkafka.logger())
             return loop.time() - started
         except (BrokerUnavailable, DeliveryFailed, ProducerQueueFull, KafkaException, TimeoutError) as exc:
-            last_error = " ".join(str(exc).split())
+            last_error = f"{step}: {_one_line(str(exc)) or f'{type(exc).__name__} after {attempt_ms} ms'}"
             if librdkafka.message:
-                last_error += f"; librdkafka: {' '.join(librdkafka.message.split())}"
+                last_error += f"; librdkafka: {_one_line(librdkafka.message)}"
         await asyncio.sleep(0.2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 async def _produce_one(bootstrap: str, attempt_ms: int, logger: logging.Logger) -> None:
