@@ -20,6 +20,7 @@ from typing import Any
 
 from hookstream.errors import HookstreamError, ProducerQueueFull
 from hookstream.ratelimit import TokenBucket
+from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
 from hookstream.signatures import InvalidSignature
 from hookstream.tracing import child_traceparent
 from hookstream_services.ingress.channels import BadPayload, Channel, build_channels
@@ -97,8 +98,10 @@ class Ingress:
         *,
         workers: int = 1,
         clock: Callable[[], float] = time.time,
+        metrics: PrometheusSensor | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or PrometheusSensor()
         self.options = config.ingress
         self.publisher = publisher
         self.clock = clock
@@ -113,6 +116,15 @@ class Ingress:
         self.in_flight = 0
 
     async def webhook(self, request: Request) -> Response:
+        started = time.perf_counter()
+        response = await self._webhook(request)
+        channel = request.path_params["channel"]
+        # An unknown channel is counted as such: a flood of made-up names must not grow the label set.
+        label = channel if channel in self.channels else "unknown"
+        self.metrics.on_http_request(label, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _webhook(self, request: Request) -> Response:
         name = request.path_params["channel"]
         channel = self.channels.get(name)
         if channel is None:
@@ -178,6 +190,9 @@ class Ingress:
             self.in_flight -= 1
         return JSONResponse({"status": "accepted", "event_id": described.event_id})
 
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -197,14 +212,16 @@ def create_app(
     *,
     workers: int = 1,
     clock: Callable[[], float] = time.time,
+    metrics: PrometheusSensor | None = None,
     lifespan: Callable[[Starlette], Any] | None = None,
 ) -> Starlette:
-    ingress = Ingress(config, publisher, workers=workers, clock=clock)
+    ingress = Ingress(config, publisher, workers=workers, clock=clock, metrics=metrics)
     routes = [
         Route("/webhooks/{channel}", ingress.webhook, methods=["POST"]),
         Route("/healthz", ingress.healthz, methods=["GET"]),
         Route("/readyz", ingress.readyz, methods=["GET"]),
         Route("/openapi.yaml", ingress.openapi, methods=["GET"]),
+        Route("/metrics", ingress.prometheus, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ingress = ingress

@@ -93,6 +93,7 @@ class IngressSettings(BaseSettings):
 
     config: Path = Path("hookstream.toml")
     ingress_workers: int = 1
+    no_migrate: bool = False  # set by `--no-migrate`: the topic exists already
 
 
 def load_config(path: Path) -> IngressConfig:

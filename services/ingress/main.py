@@ -6,12 +6,14 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
 from hookstream.errors import HookstreamError
 from hookstream.kafka import wait_for_broker
 from hookstream.logs import configure_logging
+from hookstream.sensors.prometheus import PrometheusSensor
 from hookstream.settings import KafkaSettings, LogSettings, StackSettings
 from hookstream_services.ingress.app import create_app, kafka_lifespan
 from hookstream_services.ingress.config import IngressSettings, load_config
@@ -24,8 +26,17 @@ def build_app() -> Starlette:
     configure_logging(LogSettings())
     settings = IngressSettings()
     config = load_config(settings.config)
-    publisher = KafkaPublisher(StackSettings().require_kafka(), config.ingress, KafkaSettings(client_id="ingress"))
-    app: Starlette = create_app(config, publisher, workers=settings.ingress_workers, lifespan=kafka_lifespan(publisher))
+    metrics = PrometheusSensor()
+    publisher = KafkaPublisher(
+        StackSettings().require_kafka(),
+        config.ingress,
+        KafkaSettings(client_id="ingress"),
+        sensors=metrics,
+        create_topic=not settings.no_migrate,
+    )
+    app: Starlette = create_app(
+        config, publisher, workers=settings.ingress_workers, metrics=metrics, lifespan=kafka_lifespan(publisher)
+    )
     return app
 
 
@@ -35,7 +46,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--config", type=Path, default=None, help="channels file [env HOOKSTREAM_CONFIG]")
+    parser.add_argument("--no-migrate", action="store_true", help="create no topic (a `hookstream setup` Job did)")
     args = parser.parse_args(argv)
+    if args.no_migrate:
+        os.environ["HOOKSTREAM_NO_MIGRATE"] = "true"
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts in its own process; /metrics (answered by any one of them) sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hookstream-ingress-metrics-")
     if args.config is not None:
         os.environ["HOOKSTREAM_CONFIG"] = str(args.config)
     os.environ["HOOKSTREAM_INGRESS_WORKERS"] = str(args.workers)

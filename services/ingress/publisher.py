@@ -11,6 +11,7 @@ from hookstream.avro import SchemaStore
 from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
+from hookstream.sensors import Sensor
 from hookstream.settings import KafkaSettings
 from hookstream_schemas import topics
 from hookstream_services.ingress.config import IngressOptions
@@ -37,15 +38,28 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap_servers: str, options: IngressOptions, kafka: KafkaSettings | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        options: IngressOptions,
+        kafka: KafkaSettings | None = None,
+        *,
+        sensors: Sensor | None = None,
+        create_topic: bool = True,
+    ) -> None:
+        self.create_topic = create_topic
         self.bootstrap_servers = bootstrap_servers
         self.options = options
         # Records that cannot be stored within the publish timeout are given up by the producer too,
         # so a broker outage cannot grow the queue without bound.
         settings = (kafka or KafkaSettings()).model_copy(
-            update={"delivery_timeout_ms": options.publish_timeout_ms, "linger_ms": 1}
+            update={
+                "delivery_timeout_ms": options.publish_timeout_ms,
+                "linger_ms": 1,
+                "statistics_interval_ms": 1000,  # readiness reads the producer id from the statistics
+            }
         )
-        self.producer = Producer(bootstrap_servers, settings)
+        self.producer = Producer(bootstrap_servers, settings, sensors=sensors)
         self.serde = SchemaStore.bundled().serde(topics.RAW.name)
         self._ready_checked_at = 0.0
         self._ready = False
@@ -53,7 +67,8 @@ class KafkaPublisher:
     async def start(self) -> None:
         await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=30_000)
         admin = TopicAdmin(self.bootstrap_servers)
-        await asyncio.to_thread(admin.ensure_topics, [self.options.topic_spec])
+        if self.create_topic:
+            await asyncio.to_thread(admin.ensure_topics, [self.options.topic_spec])
         await self.producer.start()
 
     async def stop(self) -> None:
@@ -88,7 +103,9 @@ class KafkaPublisher:
             self._ready_checked_at = now
             try:
                 await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=1000)
-                self._ready = True
+                # Answering metadata is not enough: a broker still loading its coordinators keeps the
+                # first acks=all produce waiting. Ready once the idempotent producer has its id.
+                self._ready = self.producer.idempotence_state == "Assigned"
             except HookstreamError:
                 self._ready = False
         return self._ready

@@ -216,3 +216,21 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(var, "whsec_dGVzdA==")
     config = load_config(Path(__file__).parents[2] / "config" / "hookstream.example.toml")
     assert set(config.channels) == {"shopify", "woocommerce", "stripe", "b2b-portal", "legacy-erp"}
+
+
+def test_metrics_count_answers_per_channel_and_status(client: TestClient, publisher: FakePublisher) -> None:
+    channel, headers, body, _ = signed_sample("shopify_orders_create")
+    assert client.post(f"/webhooks/{channel}", content=body, headers=headers).status_code == 200
+    assert (
+        client.post(f"/webhooks/{channel}", content=body, headers={**headers, "X-Shopify-Hmac-Sha256": "x"}).status_code
+        == 401
+    )
+    assert client.post("/webhooks/made-up", content=body, headers=headers).status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert f'hookstream_http_requests_total{{channel="{channel}",status="200"}} 1.0' in text
+    assert f'hookstream_http_requests_total{{channel="{channel}",status="401"}} 1.0' in text
+    assert 'hookstream_http_requests_total{channel="unknown",status="404"} 1.0' in text  # no label per made-up name
+    assert f'hookstream_http_request_seconds_count{{channel="{channel}"}} 2.0' in text

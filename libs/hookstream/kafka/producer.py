@@ -125,6 +125,8 @@ class Producer(Lifecycle):
             return
         with self._reports_lock:
             reports, self._reports = self._reports, []
+        if any(err is None for _, err, _ in reports):
+            self.idempotence_state = "Assigned"  # an acknowledged record proves it before the next statistics
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(_resolve_all, reports, self.sensors)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from hookstream.sensors import Sensor
 
@@ -44,6 +45,7 @@ class PrometheusSensor(Sensor):
             "Last committed offset",
             ["service", "topic", "partition"],
             registry=r,
+            multiprocess_mode="max",
         )
         self.lag = Gauge(
             "hookstream_consumer_lag",
@@ -113,4 +115,9 @@ class PrometheusSensor(Sensor):
         self.attempt_seconds.labels(endpoint).observe(seconds)
 
     def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several worker processes (ingress --workers N): every worker's values, summed.
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry)
