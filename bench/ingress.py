@@ -55,7 +55,7 @@ def start_server(kind: str, port: int, workers: int, config: Path) -> subprocess
         cmd = [
             sys.executable,
             "-m",
-            "hookstream_tools.cli",
+            "hookstream",
             "run",
             "ingress",
             "--port",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from hookstream_schemas.topics import TopicSpec
 from pydantic_settings import BaseSettings
@@ -42,6 +42,27 @@ class ServiceContext:
     sensors: Sensors = field(default_factory=Sensors)
     # False when the entrypoint (or a setup Job) creates the topics: the parts then only use them.
     create_topics: bool = False
+
+
+class GroupService(Protocol):
+    def __call__(
+        self, bootstrap_servers: str, database_url: str, *, settings: Any, sensors: Sensors, create_topics: bool
+    ) -> LifecycleGroup: ...
+
+
+def build_with(service: GroupService) -> Callable[[ServiceContext], LifecycleGroup]:
+    """The build of a service class that takes the context's parts as its arguments."""
+
+    def build(context: ServiceContext) -> LifecycleGroup:
+        return service(
+            context.bootstrap_servers,
+            context.database_url,
+            settings=context.settings,
+            sensors=context.sensors,
+            create_topics=context.create_topics,
+        )
+
+    return build
 
 
 @dataclass(frozen=True)

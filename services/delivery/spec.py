@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from hookstream.registry import ServiceContext, ServiceSpec
+from hookstream.registry import ServiceContext, ServiceSpec, build_with
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
-
-
-def build(context: ServiceContext) -> DeliveryService:
-    return DeliveryService(
-        context.bootstrap_servers,
-        context.database_url,
-        settings=context.settings,
-        sensors=context.sensors,
-        create_topics=context.create_topics,
-    )
 
 
 def banner(context: ServiceContext) -> str:
@@ -27,7 +17,7 @@ def banner(context: ServiceContext) -> str:
 SPEC = ServiceSpec(
     name="delivery",
     description="orders.events.v1 → signed webhooks to every matching subscription (fan-out, then sending).",
-    build=build,
+    build=build_with(DeliveryService),
     settings=DeliverySettings,
     health_port=9402,
     banner=banner,

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from hookstream.registry import ServiceContext, ServiceSpec
+from hookstream.registry import ServiceContext, ServiceSpec, build_with
 from hookstream_services.normalizer.service import NormalizerService, NormalizerSettings
-
-
-def build(context: ServiceContext) -> NormalizerService:
-    return NormalizerService(
-        context.bootstrap_servers,
-        context.database_url,
-        settings=context.settings,
-        sensors=context.sensors,
-        create_topics=context.create_topics,
-    )
 
 
 def banner(context: ServiceContext) -> str:
@@ -27,7 +17,7 @@ def banner(context: ServiceContext) -> str:
 SPEC = ServiceSpec(
     name="normalizer",
     description="webhooks.raw.v1 → orders.events.v1: dedupe, validate, canonicalise, order state in Postgres.",
-    build=build,
+    build=build_with(NormalizerService),
     settings=NormalizerSettings,
     health_port=9401,
     banner=banner,

@@ -16,7 +16,7 @@ def test_samples_reach_the_partner_signed_and_in_order(kafka_bootstrap: str, mig
         [
             sys.executable,
             "-m",
-            "hookstream_tools.cli",
+            "hookstream",
             "demo",
             "--once",
             "--ingress-port",
