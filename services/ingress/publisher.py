@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from hookstream.avro import SchemaStore
-from hookstream.errors import HookstreamError
+from hookstream.http.probes import BrokerCheck
 from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
 from hookstream.sensors import Sensor
@@ -61,8 +60,7 @@ class KafkaPublisher:
         )
         self.producer = Producer(bootstrap_servers, settings, sensors=sensors)
         self.serde = SchemaStore.bundled().serde(topics.RAW.name)
-        self._ready_checked_at = 0.0
-        self._ready = False
+        self.broker = BrokerCheck(bootstrap_servers)
 
     async def start(self) -> None:
         await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=30_000)
@@ -98,14 +96,7 @@ class KafkaPublisher:
         await self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
 
     async def ready(self) -> bool:
-        now = time.monotonic()
-        if now - self._ready_checked_at > 1.0:
-            self._ready_checked_at = now
-            try:
-                await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=1000)
-                # Answering metadata is not enough: a broker still loading its coordinators keeps the
-                # first acks=all produce waiting. Ready once the idempotent producer has its id.
-                self._ready = self.producer.idempotence_state == "Assigned"
-            except HookstreamError:
-                self._ready = False
-        return self._ready
+        # Answering metadata is not enough: a broker still loading its coordinators keeps the first
+        # acks=all produce waiting. Ready once the idempotent producer has its id too.
+        checks = [*await self.broker.ready(), *await self.producer.ready()]
+        return all(ok for _, ok, _ in checks)

@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 from confluent_kafka import Producer as _RdProducer
 
-from hookstream.errors import BrokerUnavailable, DeliveryFailed, HookstreamError, ProducerQueueFull
+from hookstream.errors import DeliveryFailed, HookstreamError, ProducerQueueFull
 from hookstream.kafka.admin import ClientConfig, client_config
 from hookstream.kafka.headers import HeaderList
 from hookstream.lifecycle import Lifecycle
@@ -92,17 +92,6 @@ class Producer(Lifecycle):
     async def ready(self) -> list[tuple[str, bool, str]]:
         ok = self._producer is not None and self.idempotence_state == "Assigned"
         return [(f"producer {self._settings.client_id}", ok, f"idempotent producer {self.idempotence_state}")]
-
-    async def wait_until_ready(self, *, timeout_ms: int) -> None:
-        """Until a produce can be acknowledged (the producer id is assigned); BrokerUnavailable after the timeout."""
-        deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
-        while self.idempotence_state != "Assigned":
-            if asyncio.get_running_loop().time() > deadline:
-                raise BrokerUnavailable(
-                    f"Kafka at {self.bootstrap_servers!r} did not give a producer id within {timeout_ms} ms"
-                    f" (state {self.idempotence_state}); the broker may still be loading its coordinators"
-                )
-            await asyncio.sleep(0.05)
 
     async def start(self) -> None:
         if self._producer is not None:
