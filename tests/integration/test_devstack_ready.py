@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.settings import KafkaSettings, StackSettings
+from hookstream_schemas.topics import DEV_READY
 from hookstream_tools.devstack import DevStack
 from hookstream_tools.devstack.process import free_port
 from hookstream_tools.devstack.settings import DevStackSettings
-from hookstream_tools.devstack.stack import READY_TOPIC
 
 TOPIC = "t.devstack.ready.probe"
 
@@ -77,8 +77,8 @@ def test_first_produce_after_up_and_after_a_warm_restart_is_acknowledged_at_once
     status = stack.up()
     bootstrap = status.kafka_bootstrap_servers
     assert status.timings_s["kafka_produce_acknowledged"] >= status.timings_s["kafka_ready"]
-    assert TopicAdmin(bootstrap).partition_count(READY_TOPIC.name) == 1
-    TopicAdmin(bootstrap).ensure_topics([READY_TOPIC.renamed(TOPIC)])
+    assert TopicAdmin(bootstrap).partition_count(DEV_READY.name) == 1
+    TopicAdmin(bootstrap).ensure_topics([DEV_READY.renamed(TOPIC)])
     _assert_first_produce_is_prompt(bootstrap, "after the first up")
 
     kafka_pid = stack.kafka.pid

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from hookstream.errors import BrokerUnavailable, DevStackError
 from hookstream.settings import StackSettings
+from hookstream_schemas.topics import DEV_READY
 from hookstream_tools.devstack import DevStack
 from hookstream_tools.devstack.process import free_port
 from hookstream_tools.devstack.settings import DevStackSettings
-from hookstream_tools.devstack.stack import READY_TOPIC, first_produce
+from hookstream_tools.devstack.stack import first_produce
 
 
 def _stack(tmp_path: Path, **env: str | None) -> DevStack:
@@ -50,7 +51,7 @@ async def test_nobody_acknowledging_times_out_naming_the_address_and_topic() -> 
         await first_produce(address, timeout_ms=1500)
     assert time.monotonic() - started < 10
     message = str(caught.value)
-    assert f"Kafka at {address!r} answers but did not acknowledge a produce to {READY_TOPIC.name!r}" in message
+    assert f"Kafka at {address!r} answers but did not acknowledge a produce to {DEV_READY.name!r}" in message
     assert "within 1500 ms (last error: " in message
     assert "\n" not in message
 

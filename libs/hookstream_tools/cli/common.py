@@ -6,7 +6,7 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from hookstream.errors import ConfigurationError, HookstreamError
+from hookstream.errors import ConfigurationError, HookstreamError, UnknownService
 from rich.console import Console
 
 out = Console(highlight=False, soft_wrap=True)
@@ -25,7 +25,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HookstreamError as exc:
-            fail(str(exc))
+            fail(str(exc), code=2 if isinstance(exc, UnknownService) else 1)
 
 
 async def require_migrated(database_url: str) -> None:

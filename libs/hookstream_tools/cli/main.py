@@ -6,14 +6,12 @@ without the tools installed); they are listed here too so ``--help`` shows every
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 from hookstream import registry
-from hookstream.settings import StackSettings
 
-from hookstream_tools.cli.common import Group, fail, out
+from hookstream_tools.cli.common import Group, out
 from hookstream_tools.cli.deliveries import deliveries
 from hookstream_tools.cli.demo import demo
 from hookstream_tools.cli.dev import dev
@@ -32,12 +30,9 @@ def cli() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(service: str, args: tuple[str, ...]) -> None:
     """Run one registered service: `hookstream run <service> [--no-migrate] [its options]`."""
-    from hookstream import entrypoint
+    from hookstream.launcher import run_command
 
-    services = registry.discover()
-    if service not in services:
-        fail(f"unknown service {service!r}; available: {', '.join(services) or 'none registered'}", code=2)
-    sys.exit(entrypoint.run(services[service], list(args)))
+    sys.exit(run_command([service, *args]))
 
 
 @cli.command()
@@ -63,13 +58,9 @@ def db() -> None:
 @db.command()
 def migrate() -> None:
     """Apply pending migrations (the library's, then every registered service's) to DATABASE_URL."""
-    from hookstream.entrypoint import migrate as apply_all
+    from hookstream.launcher import setup_command
 
-    applied = asyncio.run(apply_all(StackSettings().require_database(), list(registry.discover().values())))
-    if not applied:
-        out.print("Database schema is up to date.")
-    for line in applied:
-        out.print(f"applied {line}")
+    sys.exit(setup_command(migrations_only=True))
 
 
 for group in (dev, dlq, subscriptions, deliveries, demo):

@@ -7,13 +7,11 @@ matching local server is not started.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import psycopg
 from confluent_kafka import KafkaException
@@ -30,13 +28,10 @@ from hookstream_tools.devstack.postgres import LocalPostgres
 from hookstream_tools.devstack.process import log_tail
 from hookstream_tools.devstack.settings import DevStackSettings
 
-T = TypeVar("T")
-
 # `up` returns once the broker has acknowledged one record from the project's own idempotent,
-# acks=all producer, sent here: answering metadata is not enough. A warm-restarted broker answers
-# metadata while it still refuses producer ids ("Coordinator load in progress"), and the first
-# webhooks after `dev up` waited for it and got 503s. One small record per `up`, kept an hour.
-READY_TOPIC = DEV_READY
+# acks=all producer, sent to DEV_READY: answering metadata is not enough. A warm-restarted broker
+# answers metadata while it still refuses producer ids ("Coordinator load in progress"), and the
+# first webhooks after `dev up` waited for it and got 503s. One small record per `up`, kept an hour.
 # Each attempt's producer gives up after this long; a fresh one then tries again until the deadline.
 READY_ATTEMPT_MS = 5_000
 
@@ -133,7 +128,7 @@ class DevStack:
         local = not self.kafka_external
         alive = (lambda: self.kafka.pid is not None) if local else None
         try:
-            _run(first_produce(bootstrap, timeout_ms=self.settings.kafka_ready_timeout_ms, alive=alive))
+            asyncio.run(first_produce(bootstrap, timeout_ms=self.settings.kafka_ready_timeout_ms, alive=alive))
         except _BrokerExited:
             raise DevStackError(
                 f"the Kafka broker exited while starting; last lines of {self.kafka.log_path}:\n"
@@ -174,7 +169,7 @@ class _BrokerExited(Exception):
 
 
 async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], bool] | None = None) -> float:
-    """Send one record to READY_TOPIC (created if missing) with ``hookstream.kafka.Producer``, retrying
+    """Send one record to DEV_READY (created if missing) with ``hookstream.kafka.Producer``, retrying
     until the broker acknowledges it; return the seconds that took, or BrokerUnavailable after ``timeout_ms``.
 
     ``alive`` false (the local broker's process is gone) stops the wait at once.
@@ -190,7 +185,7 @@ async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], 
         remaining_ms = int((deadline - loop.time()) * 1000)
         if remaining_ms <= 0:
             raise BrokerUnavailable(
-                f"Kafka at {bootstrap!r} answers but did not acknowledge a produce to {READY_TOPIC.name!r}"
+                f"Kafka at {bootstrap!r} answers but did not acknowledge a produce to {DEV_READY.name!r}"
                 f" within {timeout_ms} ms (last error: {last_error})"
             )
         attempt_ms = max(500, min(READY_ATTEMPT_MS, remaining_ms))
@@ -199,7 +194,7 @@ async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], 
         try:
             if not topic_ready:
                 admin = TopicAdmin(bootstrap, request_timeout_ms=attempt_ms)
-                await asyncio.to_thread(admin.ensure_topics, [READY_TOPIC])
+                await asyncio.to_thread(admin.ensure_topics, [DEV_READY])
                 topic_ready = True
                 step = "producing"
             await _produce_one(bootstrap, attempt_ms, librdkafka.logger())
@@ -226,7 +221,7 @@ async def _produce_one(bootstrap: str, attempt_ms: int, logger: logging.Logger) 
     producer = Producer(bootstrap, settings, logger=logger)
     await producer.start()
     try:
-        await producer.send(READY_TOPIC.name, f"dev up at {time.time():.3f}".encode(), key=b"dev-up")
+        await producer.send(DEV_READY.name, f"dev up at {time.time():.3f}".encode(), key=b"dev-up")
     finally:
         await producer.stop(timeout_ms=1_000)
 
@@ -245,16 +240,6 @@ class _LastMessage(logging.Handler):
         logger = logging.Logger("hookstream.devstack.first_produce")  # not registered: nothing propagates
         logger.addHandler(self)
         return logger
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run``, also when ``up`` is called from code that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def _postgres_answers(url: str) -> bool:
