@@ -20,6 +20,7 @@ from typing import Any
 
 from hookstream.errors import HookstreamError, ProducerQueueFull
 from hookstream.ratelimit import TokenBucket
+from hookstream.sensors import Sensor
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
 from hookstream.signatures import InvalidSignature
 from hookstream.tracing import child_traceparent
@@ -99,9 +100,12 @@ class Ingress:
         workers: int = 1,
         clock: Callable[[], float] = time.time,
         metrics: PrometheusSensor | None = None,
+        sensors: Sensor | None = None,
     ) -> None:
+        """``metrics`` answers ``/metrics``; ``sensors`` hear every answer (by default just ``metrics``)."""
         self.config = config
         self.metrics = metrics or PrometheusSensor()
+        self.sensors = sensors or self.metrics
         self.options = config.ingress
         self.publisher = publisher
         self.clock = clock
@@ -121,7 +125,7 @@ class Ingress:
         channel = request.path_params["channel"]
         # An unknown channel is counted as such: a flood of made-up names must not grow the label set.
         label = channel if channel in self.channels else "unknown"
-        self.metrics.on_http_request(label, response.status_code, time.perf_counter() - started)
+        self.sensors.on_http_request(label, response.status_code, time.perf_counter() - started)
         return response
 
     async def _webhook(self, request: Request) -> Response:
@@ -213,9 +217,10 @@ def create_app(
     workers: int = 1,
     clock: Callable[[], float] = time.time,
     metrics: PrometheusSensor | None = None,
+    sensors: Sensor | None = None,
     lifespan: Callable[[Starlette], Any] | None = None,
 ) -> Starlette:
-    ingress = Ingress(config, publisher, workers=workers, clock=clock, metrics=metrics)
+    ingress = Ingress(config, publisher, workers=workers, clock=clock, metrics=metrics, sensors=sensors)
     routes = [
         Route("/webhooks/{channel}", ingress.webhook, methods=["POST"]),
         Route("/healthz", ingress.healthz, methods=["GET"]),

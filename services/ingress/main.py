@@ -13,6 +13,7 @@ import uvicorn
 from hookstream.errors import HookstreamError
 from hookstream.kafka import wait_for_broker
 from hookstream.logs import configure_logging
+from hookstream.sensors import Sensors
 from hookstream.sensors.prometheus import PrometheusSensor
 from hookstream.settings import KafkaSettings, LogSettings, StackSettings
 from hookstream_services.ingress.app import create_app, kafka_lifespan
@@ -27,15 +28,21 @@ def build_app() -> Starlette:
     settings = IngressSettings()
     config = load_config(settings.config)
     metrics = PrometheusSensor()
+    sensors = Sensors([metrics])  # the seam: tracing registers here too
     publisher = KafkaPublisher(
         StackSettings().require_kafka(),
         config.ingress,
         KafkaSettings(client_id="ingress"),
-        sensors=metrics,
+        sensors=sensors,
         create_topic=not settings.no_migrate,
     )
     app: Starlette = create_app(
-        config, publisher, workers=settings.ingress_workers, metrics=metrics, lifespan=kafka_lifespan(publisher)
+        config,
+        publisher,
+        workers=settings.ingress_workers,
+        metrics=metrics,
+        sensors=sensors,
+        lifespan=kafka_lifespan(publisher),
     )
     return app
 

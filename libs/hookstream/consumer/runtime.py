@@ -176,13 +176,13 @@ class ConsumerService(Lifecycle):
 
     async def ready(self) -> list[tuple[str, bool, str]]:
         """Ready once the group has given this instance partitions to work on."""
+        name = f"consumer {self.group_id}"
+        if self._runner is None or self._runner.done():
+            return [(name, False, "not running")]
         inputs = [tp for tp in self._partitions if tp.topic == self.input_topic]
-        running = self._runner is not None and not self._runner.done()
-        ok = running and bool(inputs)
-        detail = f"{len(inputs)} partition(s) of {self.input_topic}" if ok else "no partitions assigned yet"
-        if not running:
-            detail = "not running"
-        return [(f"consumer {self.group_id}", ok, detail)]
+        if not inputs:
+            return [(name, False, "no partitions assigned yet")]
+        return [(name, True, f"{len(inputs)} partition(s) of {self.input_topic}")]
 
     def _ensure_topics(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
