@@ -8,7 +8,6 @@ failing ones. ``/metrics`` is the Prometheus text of the process's metrics senso
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,8 +18,6 @@ from hookstream.errors import ConfigurationError, HookstreamError
 from hookstream.kafka import wait_for_broker
 from hookstream.lifecycle import Lifecycle
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
-
-log = logging.getLogger("hookstream.probes")
 
 Check = tuple[str, bool, str]
 Readiness = Callable[[], Awaitable[list[Check]]]
@@ -59,9 +56,8 @@ class ProbeServer(Lifecycle):
                 f"the probe port {self.host}:{self.port} of {self.service} is not free ({exc.strerror}):"
                 " give another with --health-port or HOOKSTREAM_HEALTH_PORT (0 picks a free one)"
             ) from exc
-        sockets = getattr(site._server, "sockets", None) or []
-        if self.port == 0 and sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:
