@@ -75,7 +75,7 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
     stack = StackSettings()
     bootstrap, database_url = stack.require_kafka(), stack.require_database()
     metrics = PrometheusSensor()
-    context = ServiceContext(spec.name, bootstrap, database_url, spec.settings(), Sensors([metrics]))
+    context = ServiceContext(bootstrap, database_url, spec.settings(), Sensors([metrics]))
     await asyncio.to_thread(wait_for_broker, bootstrap, timeout_ms=15_000)
     service = spec.build(context)
     if no_migrate:
@@ -115,7 +115,7 @@ async def setup(bootstrap: str, database_url: str, specs: list[ServiceSpec]) -> 
     applied = await migrate(database_url, specs)
     wanted = []
     for spec in specs:
-        context = ServiceContext(spec.name, bootstrap, database_url, spec.settings())
+        context = ServiceContext(bootstrap, database_url, spec.settings())
         wanted.extend(spec.owned_topics(context))
     created = await asyncio.to_thread(TopicAdmin(bootstrap).ensure_topics, wanted)
     return applied, created

@@ -35,7 +35,6 @@ class NoSettings(BaseSettings):
 class ServiceContext:
     """What a service's build receives: read once at startup by the entrypoint, then passed down."""
 
-    name: str
     bootstrap_servers: str
     database_url: str
     settings: Any  # an instance of the spec's settings class

@@ -26,9 +26,7 @@ def queues() -> dict[str, str]:
     stack = StackSettings()
     found: dict[str, str] = {}
     for spec in registry.discover().values():
-        context = ServiceContext(
-            spec.name, stack.kafka_bootstrap_servers or "", stack.database_url or "", spec.settings()
-        )
+        context = ServiceContext(stack.kafka_bootstrap_servers or "", stack.database_url or "", spec.settings())
         found.update({q.consumer: q.topic for q in spec.dead_letter_queues(context)})
     return found
 
