@@ -2,16 +2,26 @@
 // scheduled send time, so a slow server cannot hide behind a slow client (no coordinated omission).
 //
 //	loadgen -url URL -rate 5000 -duration 10s -body body.json -header 'K: V' ...
+//
+// With -first, every "{{N}}" in the body and the header values becomes the request's number
+// (first, first+1, ...), so each request is a distinct webhook; -hmac-header/-hmac-secret sign
+// each body the way Shopify and WooCommerce do (base64 HMAC-SHA256 of the raw body). Request i is
+// scheduled at start + i/rate; the summary prints start as Unix nanoseconds so a receiver can
+// measure end to end from the same schedule.
 package main
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +37,9 @@ func main() {
 	rate := flag.Int("rate", 1000, "requests per second")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	bodyPath := flag.String("body", "", "file with the request body")
+	first := flag.Int64("first", -1, "number the requests from here, replacing {{N}} in body and headers")
+	hmacHeader := flag.String("hmac-header", "", "header to carry the base64 HMAC-SHA256 of each body")
+	hmacSecret := flag.String("hmac-secret", "", "key of that HMAC")
 	var hdrs headers
 	flag.Var(&hdrs, "header", "'Name: value' (repeatable)")
 	flag.Parse()
@@ -45,6 +58,28 @@ func main() {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(*rate)
+	request := func(i int) *http.Request {
+		payload, values := body, hdrs
+		if *first >= 0 {
+			n := strconv.FormatInt(*first+int64(i), 10)
+			payload = bytes.ReplaceAll(body, []byte("{{N}}"), []byte(n))
+			values = make(headers, len(hdrs))
+			for j, h := range hdrs {
+				values[j] = strings.ReplaceAll(h, "{{N}}", n)
+			}
+		}
+		req, _ := http.NewRequest("POST", *url, bytes.NewReader(payload))
+		for _, h := range values {
+			k, v, _ := strings.Cut(h, ":")
+			req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+		if *hmacHeader != "" {
+			mac := hmac.New(sha256.New, []byte(*hmacSecret))
+			mac.Write(payload)
+			req.Header.Set(*hmacHeader, base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		}
+		return req
+	}
 	start := time.Now()
 	for i := 0; i < total; i++ {
 		scheduled := start.Add(time.Duration(i) * interval)
@@ -54,12 +89,7 @@ func main() {
 		wg.Add(1)
 		go func(i int, scheduled time.Time) {
 			defer wg.Done()
-			req, _ := http.NewRequest("POST", *url, bytes.NewReader(body))
-			for _, h := range hdrs {
-				k, v, _ := strings.Cut(h, ":")
-				req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-			}
-			resp, err := client.Do(req)
+			resp, err := client.Do(request(i))
 			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -78,6 +108,6 @@ func main() {
 	pct := func(p float64) float64 {
 		return float64(latencies[int(p*float64(total-1))].Microseconds()) / 1000
 	}
-	fmt.Printf("rps=%.1f errors=%d p50=%.3f p95=%.3f p99=%.3f\n",
-		float64(total)/elapsed.Seconds(), errors, pct(0.50), pct(0.95), pct(0.99))
+	fmt.Printf("rps=%.1f errors=%d p50=%.3f p95=%.3f p99=%.3f start_ns=%d interval_ns=%d\n",
+		float64(total)/elapsed.Seconds(), errors, pct(0.50), pct(0.95), pct(0.99), start.UnixNano(), interval.Nanoseconds())
 }

@@ -10,16 +10,26 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hookstream.avro import AvroSerde
 from hookstream.consumer import Record
+from hookstream.consumer.dlq import REDRIVEN_FROM
 from hookstream.errors import PermanentError, RetriableError
 from hookstream.http.outbound.payload import render
 from hookstream.kafka import Producer
 from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
 from hookstream.signatures import standard_headers
-from hookstream.store.deliveries import DELIVERY, FINAL, SUBSCRIPTION, DeliveryLog, DeliveryStatus, webhook_id
+from hookstream.store.deliveries import (
+    ATTEMPTED,
+    DELIVERY,
+    FINAL,
+    SUBSCRIPTION,
+    DeliveryLog,
+    DeliveryStatus,
+    webhook_id,
+)
 from hookstream.store.subscriptions import Subscription
 from hookstream_schemas import topics
 from hookstream_services.delivery.breaker import Breaker
@@ -64,6 +74,9 @@ class Send:
         sub_id, delivery = record.header(SUBSCRIPTION), record.header(DELIVERY)
         if not sub_id or not delivery:
             raise PermanentError("a deliveries.v1 record without subscription and delivery ids")
+        handed_over = record.header(ATTEMPTED)
+        if handed_over is not None and record.attempt == 1 and record.header(REDRIVEN_FROM) is None:
+            _continue_after_first_attempt(handed_over)  # raises: the retry is scheduled, nothing sent now
         if await self.log.status(delivery) in FINAL:
             return  # a redelivery of something already settled
         sub = await self.cache.get(sub_id)
@@ -79,8 +92,33 @@ class Send:
             if bucket is None or bucket.rate != sub.rate_limit_per_s:
                 bucket = self.buckets[sub.id] = TokenBucket(sub.rate_limit_per_s, max(1, int(sub.rate_limit_per_s)))
             await bucket.acquire()
-
         event = self.canonical.decode(record.value or b"", record.headers)
+        await self._send(sub, delivery, event, breaker, last=record.attempt >= self.max_attempts)
+
+    def sends_now(self, sub: Subscription) -> bool:
+        """Whether fan-out may make the first attempt itself: nothing would hold it here (no rate
+        limit to wait for, circuit closed)."""
+        if not sub.enabled or sub.rate_limit_per_s:
+            return False
+        breaker = self.breakers.get(sub.id)
+        return breaker is None or not breaker.wait_s()
+
+    async def first_attempt(self, sub: Subscription, delivery: str, event: dict[str, Any]) -> bytes | None:
+        """Fan-out's own first attempt. None when it settled the delivery (delivered, or gone); else
+        the ``ATTEMPTED`` header value for handing the delivery over to the sending side."""
+        breaker = self.breakers.setdefault(sub.id, self.new_breaker())
+        try:
+            await self._send(sub, delivery, event, breaker, last=self.max_attempts <= 1)
+        except PermanentError as exc:
+            return f"rejected:{exc}".encode()
+        except RetriableError as exc:
+            return b"retry" if exc.retry_after_ms is None else f"retry:{exc.retry_after_ms}".encode()
+        return None
+
+    async def _send(
+        self, sub: Subscription, delivery: str, event: dict[str, Any], breaker: Breaker, *, last: bool
+    ) -> None:
+        """One signed POST; returns when settled, raises the runtime's policy otherwise."""
         body, content_type = render(event, sub.content_type)
         msg_id = webhook_id(sub.id, event["event_id"])
         headers = {
@@ -91,7 +129,6 @@ class Send:
         }
         attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
         self.sensors.on_http_attempt(sub.id, attempt.verdict.value, attempt.status_code, attempt.latency_ms / 1000)
-        last = record.attempt >= self.max_attempts
         if attempt.verdict is Verdict.DELIVERED:
             breaker.record(True)
             await self.log.record(delivery, attempt, DeliveryStatus.DELIVERED)
@@ -146,3 +183,13 @@ class Send:
             "at": datetime.now(UTC).isoformat(),
         }
         await self.producer.send(topics.ALERTS.name, json.dumps(alert).encode(), key=sub.id)
+
+
+def _continue_after_first_attempt(handed_over: str) -> None:
+    """Fan-out made the first attempt and it failed: dead-letter a rejection, schedule a retry."""
+    verdict, _, detail = handed_over.partition(":")
+    if verdict == "rejected":
+        raise PermanentError(detail or "the endpoint rejected the delivery")
+    raise RetriableError(
+        "the first attempt (made at fan-out) failed", retry_after_ms=int(detail) if detail.isdigit() else None
+    )

@@ -44,6 +44,8 @@ class DeliverySettings(BaseSettings):
     breaker_cooldown_s: float = 30
     log_retention_days: float = 30  # settled deliveries and their attempts are deleted after this
     commit_interval_ms: int = 1_000
+    # Fan-out sends a delivery that need not wait itself (no trip through deliveries.v1); False queues all.
+    first_attempt_at_fanout: bool = True
     # Where it reads and writes; change them only to run a second, separate pipeline (tests do).
     service_name: str = "delivery"
     canonical_topic: str = topics.ORDER_EVENTS.name
@@ -74,21 +76,6 @@ class DeliveryService(LifecycleGroup):
         serde = SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
         cache = SubscriptionCache(SubscriptionStore(self.db), s.subscription_refresh_ms / 1000)
         self.deliveries = deliveries = DeliveryLog(self.db)
-        self.fanout = ConsumerService(
-            s.service_name,
-            s.canonical_topic,
-            Fanout(serde, cache, deliveries, self.producer, topic=s.deliveries_topic),
-            bootstrap_servers=bootstrap_servers,
-            db=self.db,
-            settings=ConsumerSettings(
-                retry_delays=["5s", "1m"],
-                keys_in_flight_per_partition=s.keys_in_flight_per_partition,
-                commit_interval_ms=s.commit_interval_ms,
-            ),
-            kafka=kafka,
-            sensors=sensors,
-            create_topics=False,
-        )
         self.send = Send(
             serde,
             cache,
@@ -104,6 +91,28 @@ class DeliveryService(LifecycleGroup):
                 cooldown_s=s.breaker_cooldown_s,
             ),
             sensors=sensors,
+        )
+        self.fanout = ConsumerService(
+            s.service_name,
+            s.canonical_topic,
+            Fanout(
+                serde,
+                cache,
+                deliveries,
+                self.producer,
+                topic=s.deliveries_topic,
+                send=self.send if s.first_attempt_at_fanout else None,
+            ),
+            bootstrap_servers=bootstrap_servers,
+            db=self.db,
+            settings=ConsumerSettings(
+                retry_delays=["5s", "1m"],
+                keys_in_flight_per_partition=s.keys_in_flight_per_partition,
+                commit_interval_ms=s.commit_interval_ms,
+            ),
+            kafka=kafka,
+            sensors=sensors,
+            create_topics=False,
         )
         self.sending = ConsumerService(
             f"{s.service_name}-send",

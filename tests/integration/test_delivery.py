@@ -18,7 +18,7 @@ from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
-from hookstream.store.deliveries import delivery_id, resend
+from hookstream.store.deliveries import ATTEMPTED, DELIVERY, delivery_id, resend
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_schemas.topics import ALERTS
 from hookstream_services.delivery.service import DeliveryService, DeliverySettings
@@ -135,6 +135,36 @@ async def test_signed_ordered_retried_delivery(
     assert {r["event_id"]: (r["status"], r["attempts"]) for r in rows}["o1-1"] == ("delivered", 3)
     assert all(r["status"] == "delivered" for r in rows)
     assert codes == [500, 429, 200]
+
+
+async def test_fanout_sends_first_attempts_itself_and_hands_failures_over_in_order(
+    stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
+) -> None:
+    store: SubscriptionStore = stack["store"]
+    sub = await store.add(name="fast", url=f"{partner.url}/fast", event_types=["order.*"])
+    partner.script["/fast#o1-1"] = [(500, {})]  # the first attempt, made at fan-out, fails
+    service = DeliveryService(kafka_bootstrap, migrated_database_url, settings=stack["settings"])
+    async with service:
+        await stack["publish"](canonical("o1-1", "shopify:31", 1, "order.created"))
+        await until(lambda: len(partner.at("/fast")) == 1, what="the failed first attempt")
+        await stack["publish"](
+            canonical("o1-2", "shopify:31", 2, "order.paid"),  # behind o1-1 while it waits for its retry
+            canonical("o2-1", "shopify:32", 1, "order.created"),  # another order: straight through
+        )
+        await until(lambda: len(partner.at("/fast")) == 4, what="every delivery")
+    fast = partner.at("/fast")
+    order1 = [json.loads(r["body"])["event_id"] for r in fast if b"shopify:31" in r["body"]]
+    assert order1 == ["o1-1", "o1-1", "o1-2"]  # FIFO per (endpoint, order) across the hand-over
+    first, retry = [r for r in fast if json.loads(r["body"])["event_id"] == "o1-1"]
+    assert retry["at"] - first["at"] >= 0.3 * 0.9  # the schedule's first tier, not a second call at once
+    # Only what had to wait went through deliveries.v1: o1-1 (handed over, marked) and o1-2 (queued behind it).
+    queued = read_topic(kafka_bootstrap, stack["settings"].deliveries_topic, expect=2, timeout_s=10)
+    marks = sorted((dict(m.headers() or [])[DELIVERY].decode(), ATTEMPTED in dict(m.headers() or [])) for m in queued)
+    assert marks == sorted([(delivery_id(sub.id, "o1-1"), True), (delivery_id(sub.id, "o1-2"), False)])
+    async with Database(migrated_database_url) as db, db.connection() as conn:
+        cur = await conn.execute("SELECT event_id, status, attempts FROM deliveries WHERE subscription_id = %s", (sub.id,))
+        rows = {r["event_id"]: (r["status"], r["attempts"]) for r in await cur.fetchall()}
+    assert rows == {"o1-1": ("delivered", 2), "o1-2": ("delivered", 1), "o2-1": ("delivered", 1)}
 
 
 async def test_gone_disables_exhausted_goes_to_dlq_and_ssrf_is_refused(

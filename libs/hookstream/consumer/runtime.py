@@ -231,7 +231,8 @@ class ConsumerService(Lifecycle):
         next_commit = time.monotonic() + s.commit_interval_ms / 1000
         try:
             while not self._stopping and self._failure is None:
-                batches = await consumer.getmany(timeout_ms=100, max_records=s.max_poll_records)
+                # Returns as soon as records arrive; idle, the loop wakes once per commit interval.
+                batches = await consumer.getmany(timeout_ms=s.commit_interval_ms, max_records=s.max_poll_records)
                 for tp, messages in batches.items():
                     work = self._partitions.get(tp)
                     if work is None or work.closing:

@@ -42,6 +42,11 @@ def marker_topic(service: str) -> str:
     return name
 
 
+def notify_channel(service: str) -> str:
+    """The Postgres channel a commit with outbox rows notifies (a short identifier whatever the service name)."""
+    return f"hookstream_outbox_{zlib.crc32(service.encode()):08x}"
+
+
 async def add_to_outbox(
     conn: psycopg.AsyncConnection[Any],
     service: str,
@@ -52,11 +57,7 @@ async def add_to_outbox(
     headers: HeaderList,
 ) -> None:
     """Queue one record in the caller's transaction (a second one with the same event id is dropped)."""
-    await conn.execute(
-        """INSERT INTO outbox (service, topic, key, event_id, value, headers)
-           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
-        (service, topic, key, event_id, value, encode_headers(headers)),
-    )
+    await add_many_to_outbox(conn, service, topic, [(key, event_id, value, headers)])
 
 
 async def add_many_to_outbox(
@@ -71,6 +72,8 @@ async def add_many_to_outbox(
                VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
             [(service, topic, k, e, v, encode_headers(h)) for k, e, v, h in rows],
         )
+    # Delivered at commit, to the relay of this service in whichever process leads it.
+    await conn.execute("SELECT pg_notify(%s, '')", (notify_channel(service),))
 
 
 class OutboxRelay(Lifecycle):
@@ -82,7 +85,7 @@ class OutboxRelay(Lifecycle):
         database_url: str,
         *,
         batch_size: int = 500,
-        idle_poll_ms: int = 50,
+        idle_poll_ms: int = 5_000,
         transaction_timeout_ms: int = 60_000,
     ) -> None:
         self.service = service
@@ -97,9 +100,10 @@ class OutboxRelay(Lifecycle):
         self._task: asyncio.Task[None] | None = None
         self._producer: _RdProducer | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
-        """Rows were just committed: publish them now rather than at the next poll."""
+        """Rows were just committed in this process: publish them now, without waiting for the notification."""
         self._wake.set()
 
     def topics(self) -> list[TopicSpec]:
@@ -113,6 +117,12 @@ class OutboxRelay(Lifecycle):
         if self._task is not None:
             await cancel(self._task)
             self._task = None
+        await self._release()
+
+    async def _release(self) -> None:
+        """Stop listening and close the lock connection (which gives up the advisory lock)."""
+        await cancel(self._listener)
+        self._listener = None
         if self._lock_conn is not None:
             await self._lock_conn.close()
             self._lock_conn = None
@@ -135,21 +145,25 @@ class OutboxRelay(Lifecycle):
                 if isinstance(exc, HookstreamError) and not exc.retriable:
                     raise
                 log.warning("outbox relay interrupted; retrying", extra={"service": self.service, "error": str(exc)})
-                if self._lock_conn is not None:
-                    await self._lock_conn.close()
-                    self._lock_conn = None
+                await self._release()
                 await asyncio.sleep(1)
 
     async def _lead(self) -> None:
-        """Wait to be the one relay of this service, then publish until cancelled."""
-        self._lock_conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+        """Wait to be the one relay of this service, then publish until cancelled.
+
+        Idle, it sleeps until a commit notifies it (``notify_channel``; ``wake()`` in the writing
+        process), polling only every ``idle_poll_ms`` as a safety net."""
+        self._lock_conn = lock_conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
         lock_id = zlib.crc32(f"hookstream.outbox.{self.service}".encode())
         while True:
-            cur = await self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,))
+            cur = await lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,))
             row = await cur.fetchone()
             if row is not None and row[0]:
                 break
             await asyncio.sleep(1)
+        await lock_conn.execute(f"LISTEN {notify_channel(self.service)}")
+        self._listener = listener = asyncio.get_running_loop().create_task(self._listen(lock_conn))
+        listener.add_done_callback(lambda _: self._wake.set())
         self._producer = await asyncio.to_thread(self._transactional_producer)
         await self._forget_published(await asyncio.to_thread(self._last_marker))
         log.info("outbox relay leading", extra={"service": self.service})
@@ -160,11 +174,18 @@ class OutboxRelay(Lifecycle):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.idle_poll_s):
                         await self._wake.wait()
+                if listener.done():
+                    listener.result()  # the lock connection broke: the advisory lock went with it
+                    raise _Retry("the outbox relay's lock connection closed")
                 continue
             ids = [int(r["id"]) for r in rows]
             await asyncio.to_thread(self._publish, rows, ids)
             await self._forget_published(ids)
             self.published += len(ids)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async for _ in conn.notifies():
+            self._wake.set()
 
     def _transactional_producer(self) -> _RdProducer:
         producer = _RdProducer(

@@ -106,7 +106,7 @@ class Producer(Lifecycle):
         producer = self._producer
         assert producer is not None
         while not self._stopping.is_set():
-            producer.poll(0.05)
+            producer.poll(0.5)  # returns as soon as a delivery report is served; the timeout only bounds stop()
             self._hand_over_reports()
 
     def _hand_over_reports(self) -> None:

@@ -27,6 +27,9 @@ from hookstream.kafka.headers import decode_headers, encode_headers
 
 SUBSCRIPTION = "hookstream-subscription-id"  # headers of a deliveries.v1 record
 DELIVERY = "hookstream-delivery-id"
+# On a record fan-out hands over after its own first attempt failed: "retry[:<retry-after ms>]" or
+# "rejected:<reason>"; the sending side then schedules the retry (or dead-letters) without sending again.
+ATTEMPTED = "hookstream-delivery-attempted"
 
 
 class DeliveryStatus(StrEnum):
@@ -60,23 +63,28 @@ def webhook_id(subscription_id: str, event_id: str) -> str:
 
 
 _NewRows = tuple[list[tuple[str, str, str, str]], bytes, str]
+_UNFINISHED = [str(DeliveryStatus.PENDING), str(DeliveryStatus.RETRYING)]
 _Record = tuple[str, AttemptRecord, DeliveryStatus]
 
 
 class DeliveryLog:
     def __init__(self, db: Database, *, max_batch: int = 500) -> None:
         self.db = db
-        self._creates: GroupCommit[_NewRows, None] = GroupCommit(self._create_batch, max_batch=max_batch)
+        self._creates: GroupCommit[_NewRows, set[str]] = GroupCommit(self._create_batch, max_batch=max_batch)
         self._reads: GroupCommit[str, DeliveryStatus | None] = GroupCommit(self._status_batch, max_batch=max_batch)
         self._records: GroupCommit[_Record, None] = GroupCommit(self._record_batch, max_batch=max_batch)
 
     async def create(
         self, rows: list[tuple[str, str, str, str]], value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """(subscription_id, event_id, order_id, event_type) rows of one record; existing ones stay as they are."""
-        await self._creates.submit((rows, value, encode_headers(headers)))
+    ) -> set[str]:
+        """(subscription_id, event_id, order_id, event_type) rows of one record; existing ones stay as they are.
 
-    async def _create_batch(self, items: list[_NewRows]) -> list[None]:
+        Returns the subscriptions that may be sent this event right away: its delivery is new (not
+        a redelivery) and nothing earlier for the same (subscription, order) is still pending or
+        retrying, so sending now keeps FIFO per (endpoint, order)."""
+        return await self._creates.submit((rows, value, encode_headers(headers)))
+
+    async def _create_batch(self, items: list[_NewRows]) -> list[set[str]]:
         rows = [
             (delivery_id(s, e), s, e, o, t, webhook_id(s, e), value, headers)
             for new, value, headers in items
@@ -84,15 +92,31 @@ class DeliveryLog:
         ]
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 8
         async with self.db.connection() as conn:
-            await conn.execute(
-                """INSERT INTO deliveries
-                       (id, subscription_id, event_id, order_id, event_type, webhook_id, value, headers)
-                   SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                        %s::bytea[], %s::text[])
-                   ON CONFLICT (subscription_id, event_id) DO NOTHING""",
-                columns,
+            # The outer query's snapshot does not see the rows the CTE inserts: "unfinished" means earlier ones.
+            cur = await conn.execute(
+                """WITH new AS (
+                       INSERT INTO deliveries
+                           (id, subscription_id, event_id, order_id, event_type, webhook_id, value, headers)
+                       SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                            %s::bytea[], %s::text[])
+                       ON CONFLICT (subscription_id, event_id) DO NOTHING
+                       RETURNING id, subscription_id, order_id)
+                   SELECT n.id FROM new n WHERE NOT EXISTS (
+                       SELECT 1 FROM deliveries d WHERE d.subscription_id = n.subscription_id
+                       AND d.order_id = n.order_id AND d.status = ANY(%s))""",
+                [*columns, _UNFINISHED],
             )
-        return [None] * len(items)
+            clear = {row["id"] for row in await cur.fetchall()}
+        results: list[set[str]] = []
+        seen: set[tuple[str, str]] = set()  # two events of one (subscription, order) in a batch: the first at most
+        for new, _, _ in items:
+            ready = set()
+            for s, e, o, _ in new:
+                if delivery_id(s, e) in clear and (s, o) not in seen:
+                    ready.add(s)
+                seen.add((s, o))
+            results.append(ready)
+        return results
 
     async def for_retry(
         self, *, delivery: str | None = None, subscription_id: str | None = None, since: datetime | None = None

@@ -1,0 +1,393 @@
+"""End to end: signed webhook offered to ingress → partner endpoint received the delivered event.
+
+    python bench/e2e.py [--rates 20,100,200,500,1000] [--duration 60] [--idle 20] [--processes 1]
+
+Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or .hookstream/stack.env: run `hookstream dev up`) and Go
+(bench/loadgen). Every run gets its own topics, database and subscription, and starts every service
+fresh as `hookstream run <name>`: ingress, normalizer, delivery. Then:
+1. warm-up: a few webhooks, until the partner has them all (groups assigned, connections open);
+2. idle: nothing sent for ``--idle`` s; cores used per service, Kafka and Postgres included;
+3. per rate: the open-loop generator (bench/loadgen) POSTs distinct, Shopify-signed `orders/create`
+   webhooks for ``--duration`` s; the partner (in this process) records when each order arrives.
+   Latency runs from the request's *scheduled* send time (no coordinated omission, ingress included)
+   to its arrival at the partner. The backlog (sent so far − delivered so far) is sampled every
+   second; "flat" means its slope over the run stays under 1 % of the rate per second.
+   CPU-s per 1,000 events covers the sending window and the drain after it, per service.
+The sustainable rate is the highest flat rate among ``--rates``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import psycopg
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hookstream.db import Database  # noqa: E402
+from hookstream.errors import HookstreamError  # noqa: E402
+from hookstream.kafka import TopicAdmin, TopicSpec  # noqa: E402
+from hookstream.settings import StackSettings  # noqa: E402
+from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
+from hookstream_tools.devstack.process import free_port  # noqa: E402
+
+from bench.common import fresh_database, pct, serve  # noqa: E402
+from tests.signing import load_sample  # noqa: E402
+
+SECRET = "shpss_e2e_bench"
+ORDER = re.compile(rb'"order_id":"shopify:(\d+)"')
+PHASE_SPAN = 10_000_000  # order numbers of one phase: first = (phase + 1) * PHASE_SPAN
+
+
+class Partner:
+    """Records the wall-clock arrival (ns) of every order; answers 200 at once."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[int, int] = {}
+        self.duplicates = 0
+        self.unparsed = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time_ns()
+        found = ORDER.search(body)
+        if found is None:
+            self.unparsed += 1
+        else:
+            n = int(found.group(1))
+            if n in self.arrivals:
+                self.duplicates += 1
+            else:
+                self.arrivals[n] = now
+        return web.Response(text="ok")
+
+    def count(self, first: int, last: int) -> int:
+        return sum(1 for n in self.arrivals if first <= n < last)
+
+
+@dataclass
+class Group:
+    """One service's processes (a process and its children) for CPU and memory accounting."""
+
+    name: str
+    pids: list[int]
+    # Postgres: backends that exited count in the postmaster's children times; the harness: the loadgen runs.
+    reaps_children: bool = False
+    recursive: bool = True  # the harness's children are the services, counted on their own
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for proc in self._procs():
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+                if self.reaps_children and proc.pid in self.pids:
+                    total += t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def rss_mb(self) -> float:
+        total = 0
+        for proc in self._procs():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total / 2**20
+
+    def _procs(self) -> list[psutil.Process]:
+        procs: list[psutil.Process] = []
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *(root.children(recursive=True) if self.recursive else [])]
+            except psutil.NoSuchProcess:
+                continue
+        return procs
+
+
+@dataclass
+class Phase:
+    rate: int
+    sent: int
+    errors: int
+    delivered: int
+    latencies_ms: list[float]
+    backlog_slope: float
+    cpu: dict[str, float]
+    rss: dict[str, float]
+    seconds: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def flat(self) -> bool:
+        return self.delivered == self.sent and self.backlog_slope < 0.01 * self.rate
+
+
+def listener_pid(port: int) -> int | None:
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return int(conn.pid)
+    return None
+
+
+def webhook_template(directory: Path) -> tuple[Path, dict[str, str]]:
+    """The Shopify `orders/create` sample with {{N}} as its order id; headers with {{N}} as the webhook id."""
+    headers, raw = load_sample("shopify_orders_create")
+    body = json.loads(raw)
+    sentinel = 987_654_321_987_654
+    body["id"] = sentinel
+    body["name"] = f"#{sentinel}"
+    path = directory / "order.json"
+    path.write_text(json.dumps(body).replace(str(sentinel), "{{N}}"))
+    headers = {k: v for k, v in headers.items() if k.lower() != "x-shopify-hmac-sha256"}
+    headers["X-Shopify-Webhook-Id"] = "e2e-{{N}}"
+    headers["X-Shopify-Event-Id"] = "e2e-event-{{N}}"
+    return path, headers
+
+
+def build_loadgen(directory: Path) -> Path:
+    binary = directory / "loadgen"
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "bench" / "loadgen", check=True)
+    return binary
+
+
+def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            sys.exit("error: a service exited during start-up (see its output above)")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own local URL
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"error: {url} did not answer within {timeout_s:.0f} s")
+
+
+def start_services(
+    name: str, bootstrap: str, database_url: str, config: Path, port: int, processes: int
+) -> dict[str, list[subprocess.Popen[bytes]]]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "HOOKSTREAM_HEALTH_PORT": "0",
+        "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        "HOOKSTREAM_NORMALIZER_SERVICE_NAME": f"normalizer-{name}",
+        "HOOKSTREAM_NORMALIZER_RAW_TOPIC": f"{name}.raw",
+        "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": f"{name}.canonical",
+        "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
+        "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": f"{name}.canonical",
+        "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
+        "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
+    }
+    run = [sys.executable, "-m", "hookstream", "run"]
+    ingress = [*run, "ingress", "--port", str(port), "--workers", str(processes), "--config", str(config)]
+    return {
+        "ingress": [subprocess.Popen(ingress, env=env)],
+        "normalizer": [subprocess.Popen([*run, "normalizer"], env=env) for _ in range(processes)],
+        "delivery": [subprocess.Popen([*run, "delivery"], env=env) for _ in range(processes)],
+    }
+
+
+def loadgen_command(
+    loadgen: Path, url: str, body: Path, headers: dict[str, str], rate: int, duration_s: float, first: int
+) -> list[str]:
+    cmd = [str(loadgen), "-url", url, "-rate", str(rate), "-duration", f"{duration_s}s", "-body", str(body)]
+    cmd += ["-first", str(first), "-hmac-header", "X-Shopify-Hmac-Sha256", "-hmac-secret", SECRET]
+    for k, v in headers.items():
+        cmd += ["-header", f"{k}: {v}"]
+    return cmd
+
+
+async def offer(
+    cmd: list[str],
+    partner: Partner,
+    groups: list[Group],
+    rate: int,
+    duration_s: float,
+    first: int,
+    drain_timeout_s: float = 120,
+) -> Phase:
+    total = int(rate * duration_s)
+    last = first + total
+    cpu_before = {g.name: g.cpu_s() for g in groups}
+    launched = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    finished = asyncio.ensure_future(proc.wait())
+    samples: list[tuple[float, int]] = []
+    while not finished.done():
+        await asyncio.wait([finished], timeout=1)
+        elapsed = time.monotonic() - launched
+        samples.append((elapsed, min(total, int(elapsed * rate)) - partner.count(first, last)))
+    out = (await proc.stdout.read()).decode() if proc.stdout else ""
+    fields = dict(item.split("=", 1) for item in out.split())
+    deadline = time.monotonic() + drain_timeout_s
+    while partner.count(first, last) < total and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    seconds = time.monotonic() - launched
+    cpu = {g.name: g.cpu_s() - cpu_before[g.name] for g in groups}
+    start_ns, interval_ns = int(fields["start_ns"]), int(fields["interval_ns"])
+    latencies = [
+        (partner.arrivals[n] - (start_ns + (n - first) * interval_ns)) / 1e6
+        for n in range(first, last)
+        if n in partner.arrivals
+    ]
+    steady = [(t, b) for t, b in samples if 5 <= t <= duration_s]
+    return Phase(
+        rate=rate,
+        sent=total,
+        errors=int(fields["errors"]),
+        delivered=len(latencies),
+        latencies_ms=latencies,
+        backlog_slope=slope(steady),
+        cpu=cpu,
+        rss={g.name: g.rss_mb() for g in groups},
+        seconds=seconds,
+    )
+
+
+def slope(points: list[tuple[float, int]]) -> float:
+    """Least-squares slope (backlog events per second); 0 when there are too few points."""
+    if len(points) < 3:
+        return 0.0
+    n = len(points)
+    mx = sum(t for t, _ in points) / n
+    my = sum(b for _, b in points) / n
+    var = sum((t - mx) ** 2 for t, _ in points)
+    return sum((t - mx) * (b - my) for t, b in points) / var if var else 0.0
+
+
+async def idle_cores(groups: list[Group], seconds: float) -> dict[str, float]:
+    before = {g.name: g.cpu_s() for g in groups}
+    await asyncio.sleep(seconds)
+    return {g.name: (g.cpu_s() - before[g.name]) / seconds for g in groups}
+
+
+def report(
+    args: argparse.Namespace, phases: list[Phase], idle: dict[str, float], groups: list[Group], rss: dict[str, float]
+) -> None:
+    names = [g.name for g in groups]
+    pipeline = [n for n in names if n != "harness"]
+    print(
+        f"\ne2e bench: Shopify orders/create → ingress → normalizer → delivery → partner;"
+        f" {args.processes} process(es) per service, cores={os.cpu_count()}, {args.duration:.0f} s per rate"
+    )
+    print(
+        f"{'offered':>8} {'delivered':>11} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'backlog/s':>9} {'flat':>4} {'CPU-s/1k':>8}   per service CPU-s/1k"
+    )
+    for p in phases:
+        per_k = {n: p.cpu[n] / max(p.delivered, 1) * 1000 for n in names}
+        detail = " ".join(f"{n}={per_k[n]:.2f}" for n in names)
+        print(
+            f"{p.rate:>6}/s {p.delivered:>5}/{p.sent:<5} {p.errors:>6} {pct(p.latencies_ms, 0.5):>8.1f}"
+            f" {pct(p.latencies_ms, 0.95):>8.1f} {pct(p.latencies_ms, 0.99):>8.1f} {p.backlog_slope:>9.1f}"
+            f" {'yes' if p.flat else 'no':>4} {sum(per_k[n] for n in pipeline):>8.2f}   {detail}"
+        )
+    flat = [p.rate for p in phases if p.flat]
+    print(f"sustainable rate (highest flat rate offered): {max(flat) if flat else 'none'}/s")
+    print(
+        f"idle cores: pipeline {sum(idle[n] for n in pipeline):.3f} ("
+        + ", ".join(f"{n} {idle[n]:.3f}" for n in names)
+        + ")"
+    )
+    print("RSS MB after the last rate: " + ", ".join(f"{n} {rss[n]:.0f}" for n in names))
+    print("CPU-s/1k 'pipeline' = services + Kafka + Postgres; 'harness' = this process (partner) + loadgen")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="20,100,200,500,1000", help="events/s, one run each")
+    parser.add_argument("--duration", type=float, default=60, help="seconds of sending per rate")
+    parser.add_argument("--idle", type=float, default=20, help="seconds of measuring the idle pipeline")
+    parser.add_argument("--processes", type=int, default=1, help="processes per service (ingress workers too)")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    stack = StackSettings()
+    bootstrap, base_url = stack.require_kafka(), stack.require_database()
+    name = f"e2e{int(time.time())}"
+    database_url = await fresh_database(base_url, name)
+    TopicAdmin(bootstrap).ensure_topics(
+        [
+            TopicSpec(f"{name}.raw", 12, 3_600_000),
+            TopicSpec(f"{name}.canonical", 6, 3_600_000),
+            TopicSpec(f"{name}.deliveries", 6, 3_600_000),
+        ]
+    )
+    partner = Partner()
+    partner_port = free_port()
+    runner = await serve(partner.handle, "127.0.0.1", partner_port)
+    async with Database(database_url) as db:
+        await SubscriptionStore(db).add(
+            name="e2e", url=f"http://127.0.0.1:{partner_port}/hooks", event_types=["order.*"]
+        )
+
+    with tempfile.TemporaryDirectory(prefix="hookstream-e2e-") as tmp:
+        directory = Path(tmp)
+        loadgen = build_loadgen(directory)
+        body, headers = webhook_template(directory)
+        config = directory / "hookstream.toml"
+        config.write_text(f'[ingress]\ntopic = "{name}.raw"\n\n[channels.shopify]\nkind = "shopify"\nsecrets = ["{SECRET}"]\n')
+        port = free_port()
+        procs = start_services(name, bootstrap, database_url, config, port, args.processes)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", [p for ps in procs.values() for p in ps])
+            kafka_pid = listener_pid(int(bootstrap.rsplit(":", 1)[1]))
+            pg_port = psycopg.conninfo.conninfo_to_dict(database_url).get("port") or 5432
+            pg_pid = listener_pid(int(pg_port))
+            groups = [Group(n, [p.pid for p in ps]) for n, ps in procs.items()]
+            groups += [Group("kafka", [kafka_pid] if kafka_pid else [])]
+            groups += [Group("postgres", [pg_pid] if pg_pid else [], reaps_children=True)]
+            groups += [Group("harness", [os.getpid()], reaps_children=True, recursive=False)]
+            url = f"http://127.0.0.1:{port}/webhooks/shopify"
+
+            print("warming up (groups assigned, connections open) ...", file=sys.stderr)
+            warm = await offer(loadgen_command(loadgen, url, body, headers, 20, 5, 1), partner, groups, 20, 5, 1, 90)
+            if warm.delivered < warm.sent:
+                sys.exit(f"error: only {warm.delivered} of {warm.sent} warm-up webhooks reached the partner")
+            await asyncio.sleep(5)  # commits, relays and the warm-up's housekeeping settle
+            print(f"measuring idle for {args.idle:.0f} s ...", file=sys.stderr)
+            idle = await idle_cores(groups, args.idle)
+            phases = []
+            for i, rate in enumerate(rates):
+                first = (i + 1) * PHASE_SPAN
+                print(f"offering {rate}/s for {args.duration:.0f} s ...", file=sys.stderr)
+                cmd = loadgen_command(loadgen, url, body, headers, rate, args.duration, first)
+                phases.append(await offer(cmd, partner, groups, rate, args.duration, first))
+                await asyncio.sleep(3)
+            rss = {g.name: g.rss_mb() for g in groups}
+        finally:
+            for ps in procs.values():
+                for p in ps:
+                    p.terminate()
+            for ps in procs.values():
+                for p in ps:
+                    p.wait(60)
+            await runner.cleanup()
+    report(args, phases, idle, groups, rss)
+    if partner.duplicates or partner.unparsed:
+        print(f"partner saw {partner.duplicates} duplicate and {partner.unparsed} unrecognised deliveries")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except (HookstreamError, psycopg.OperationalError) as exc:
+        sys.exit(f"error: {exc}; start the stack with `hookstream dev up`")
