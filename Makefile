@@ -30,12 +30,13 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-# Needs a running stack (`hookstream dev up`), wrk (Debian) and Go for the ingress runs.
+# Needs a running stack (`hookstream dev up`), Go (loadgen) and wrk (Debian) for the ingress runs.
 bench: install
 	$(PY) bench/devstack_start.py
 	$(PY) bench/ingress.py
 	$(PY) bench/normalizer.py
 	$(PY) bench/delivery.py
+	$(PY) bench/e2e.py
 
 stack-up: install
 	$(HS) dev up

@@ -34,6 +34,7 @@ from pathlib import Path
 import psutil
 import psycopg
 from aiohttp import web
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -132,11 +133,63 @@ class Phase:
     cpu: dict[str, float]
     rss: dict[str, float]
     seconds: float
-    extra: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def flat(self) -> bool:
         return self.delivered == self.sent and self.backlog_slope < 0.01 * self.rate
+
+
+def record_times(bootstrap: str, topic: str, first: int, last: int) -> dict[int, int]:
+    """Order number → Kafka timestamp (ms, when the producer queued it) of the records of one phase."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"e2e-times-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        times: dict[int, int] = {}
+        done = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + 60
+        while len(done) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=1):
+                if message.error() is not None:
+                    continue
+                if (message.offset() or 0) + 1 >= ends[message.partition()]:
+                    done.add(message.partition())
+                key = (message.key() or b"").rpartition(b":")[2]
+                if key.isdigit() and first <= int(key) < last:
+                    times.setdefault(int(key), message.timestamp()[1])
+            # a transaction marker can be the last offset: a partition whose position passed its end is done
+            for tp in consumer.position([TopicPartition(topic, p) for p in partitions if p not in done]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+        return times
+    finally:
+        consumer.close()
+
+
+def stages(
+    bootstrap: str, name: str, partner: Partner, first: int, last: int, start_ns: int, interval_ns: int
+) -> dict[str, list[float]]:
+    """Where each event spent its time (ms): until ingress produced it, until the normalizer's relay
+    produced the canonical event, until the partner had it."""
+    raw = record_times(bootstrap, f"{name}.raw", first, last)
+    canonical = record_times(bootstrap, f"{name}.canonical", first, last)
+    split: dict[str, list[float]] = {"ingress": [], "normalizer": [], "delivery": []}
+    for n, arrived_ns in partner.arrivals.items():
+        if first <= n < last and n in raw and n in canonical:
+            scheduled_ms = (start_ns + (n - first) * interval_ns) / 1e6
+            split["ingress"].append(raw[n] - scheduled_ms)
+            split["normalizer"].append(canonical[n] - raw[n])
+            split["delivery"].append(arrived_ns / 1e6 - canonical[n])
+    return split
 
 
 def listener_pid(port: int) -> int | None:
@@ -217,6 +270,8 @@ def loadgen_command(
 
 
 async def offer(
+    bootstrap: str,
+    name: str,
     cmd: list[str],
     partner: Partner,
     groups: list[Group],
@@ -260,6 +315,7 @@ async def offer(
         cpu=cpu,
         rss={g.name: g.rss_mb() for g in groups},
         seconds=seconds,
+        stages=await asyncio.to_thread(stages, bootstrap, name, partner, first, last, start_ns, interval_ns),
     )
 
 
@@ -301,6 +357,11 @@ def report(
             f" {pct(p.latencies_ms, 0.95):>8.1f} {pct(p.latencies_ms, 0.99):>8.1f} {p.backlog_slope:>9.1f}"
             f" {'yes' if p.flat else 'no':>4} {sum(per_k[n] for n in pipeline):>8.2f}   {detail}"
         )
+    print("where an event spends its time, ms p50/p95: until ingress produced it | normalizer incl. outbox relay"
+          " | canonical event produced → partner")
+    for p in phases:
+        cells = [f"{pct(v, 0.5):7.1f} /{pct(v, 0.95):7.1f}" for v in p.stages.values()]
+        print(f"{p.rate:>6}/s " + " | ".join(cells))
     flat = [p.rate for p in phases if p.flat]
     print(f"sustainable rate (highest flat rate offered): {max(flat) if flat else 'none'}/s")
     print(
@@ -359,7 +420,8 @@ async def main() -> None:
             url = f"http://127.0.0.1:{port}/webhooks/shopify"
 
             print("warming up (groups assigned, connections open) ...", file=sys.stderr)
-            warm = await offer(loadgen_command(loadgen, url, body, headers, 20, 5, 1), partner, groups, 20, 5, 1, 90)
+            warm_cmd = loadgen_command(loadgen, url, body, headers, 20, 5, 1)
+            warm = await offer(bootstrap, name, warm_cmd, partner, groups, 20, 5, 1, 90)
             if warm.delivered < warm.sent:
                 sys.exit(f"error: only {warm.delivered} of {warm.sent} warm-up webhooks reached the partner")
             await asyncio.sleep(5)  # commits, relays and the warm-up's housekeeping settle
@@ -370,7 +432,7 @@ async def main() -> None:
                 first = (i + 1) * PHASE_SPAN
                 print(f"offering {rate}/s for {args.duration:.0f} s ...", file=sys.stderr)
                 cmd = loadgen_command(loadgen, url, body, headers, rate, args.duration, first)
-                phases.append(await offer(cmd, partner, groups, rate, args.duration, first))
+                phases.append(await offer(bootstrap, name, cmd, partner, groups, rate, args.duration, first))
                 await asyncio.sleep(3)
             rss = {g.name: g.rss_mb() for g in groups}
         finally:
