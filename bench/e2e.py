@@ -10,7 +10,7 @@ fresh as `hookstream run <name>`: ingress, normalizer, delivery. Then:
 3. per rate: the open-loop generator (bench/loadgen) POSTs distinct, Shopify-signed `orders/create`
    webhooks for ``--duration`` s; the partner (in this process) records when each order arrives.
    Latency runs from the request's *scheduled* send time (no coordinated omission, ingress included)
-   to its arrival at the partner. The backlog (sent so far − delivered so far) is sampled every
+   to its arrival at the partner. The backlog (sent so far - delivered so far) is sampled every
    second; "flat" means its slope over the run stays under 1 % of the rate per second.
    CPU-s per 1,000 events covers the sending window and the drain after it, per service.
 The sustainable rate is the highest flat rate among ``--rates``.
@@ -49,7 +49,7 @@ from hookstream_tools.devstack.process import free_port  # noqa: E402
 from bench.common import fresh_database, pct, serve  # noqa: E402
 from tests.signing import load_sample  # noqa: E402
 
-SECRET = "shpss_e2e_bench"
+SECRET = "shpss_e2e_bench"  # noqa: S105 - a throwaway key for the bench's own channel
 ORDER = re.compile(rb'"order_id":"shopify:(\d+)"')
 PHASE_SPAN = 10_000_000  # order numbers of one phase: first = (phase + 1) * PHASE_SPAN
 
@@ -357,8 +357,10 @@ def report(
             f" {pct(p.latencies_ms, 0.95):>8.1f} {pct(p.latencies_ms, 0.99):>8.1f} {p.backlog_slope:>9.1f}"
             f" {'yes' if p.flat else 'no':>4} {sum(per_k[n] for n in pipeline):>8.2f}   {detail}"
         )
-    print("where an event spends its time, ms p50/p95: until ingress produced it | normalizer incl. outbox relay"
-          " | canonical event produced → partner")
+    print(
+        "where an event spends its time, ms p50/p95: until ingress produced it | normalizer incl. outbox relay"
+        " | canonical event produced → partner"
+    )
     for p in phases:
         cells = [f"{pct(v, 0.5):7.1f} /{pct(v, 0.95):7.1f}" for v in p.stages.values()]
         print(f"{p.rate:>6}/s " + " | ".join(cells))
@@ -405,7 +407,9 @@ async def main() -> None:
         loadgen = build_loadgen(directory)
         body, headers = webhook_template(directory)
         config = directory / "hookstream.toml"
-        config.write_text(f'[ingress]\ntopic = "{name}.raw"\n\n[channels.shopify]\nkind = "shopify"\nsecrets = ["{SECRET}"]\n')
+        config.write_text(
+            f'[ingress]\ntopic = "{name}.raw"\n\n[channels.shopify]\nkind = "shopify"\nsecrets = ["{SECRET}"]\n'
+        )
         port = free_port()
         procs = start_services(name, bootstrap, database_url, config, port, args.processes)
         try:

@@ -223,7 +223,8 @@ def _release_held(writes: _Writes, state: OrderState, held: list[CanonicalEvent]
 async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: list[OrderState]) -> None:
     async with conn.cursor() as cur:
         # The timeline keeps the last outcome per event: a held event that applies later says so.
-        await cur.executemany(
+        await _execute_rows(
+            cur,
             """INSERT INTO order_timeline (order_id, event_id, type, occurred_at, outcome, sequence, detail)
                VALUES (%s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (order_id, event_id) DO UPDATE SET outcome = excluded.outcome,
@@ -244,7 +245,8 @@ async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: li
                    ON CONFLICT (order_id, event_id) DO NOTHING""",
                 writes.conflicts,
             )
-        await cur.executemany(
+        await _execute_rows(
+            cur,
             """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
                    sequence = %s, source_updated_at = %s, snapshot = coalesce(%s::jsonb, snapshot),
                    tracking = CASE WHEN %s::jsonb = '[]'::jsonb THEN tracking ELSE (
@@ -271,3 +273,12 @@ async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: li
                 for s in states
             ],
         )
+
+
+async def _execute_rows(cur: psycopg.AsyncCursor[Any], query: str, rows: list[Any]) -> None:
+    """``executemany``, but a batch of one (the common case at moderate rates) as a plain execute:
+    psycopg's executemany enters and leaves pipeline mode, which costs more than the statement."""
+    if len(rows) == 1:
+        await cur.execute(query, rows[0])
+    elif rows:
+        await cur.executemany(query, rows)

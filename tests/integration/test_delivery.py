@@ -162,7 +162,9 @@ async def test_fanout_sends_first_attempts_itself_and_hands_failures_over_in_ord
     marks = sorted((dict(m.headers() or [])[DELIVERY].decode(), ATTEMPTED in dict(m.headers() or [])) for m in queued)
     assert marks == sorted([(delivery_id(sub.id, "o1-1"), True), (delivery_id(sub.id, "o1-2"), False)])
     async with Database(migrated_database_url) as db, db.connection() as conn:
-        cur = await conn.execute("SELECT event_id, status, attempts FROM deliveries WHERE subscription_id = %s", (sub.id,))
+        cur = await conn.execute(
+            "SELECT event_id, status, attempts FROM deliveries WHERE subscription_id = %s", (sub.id,)
+        )
         rows = {r["event_id"]: (r["status"], r["attempts"]) for r in await cur.fetchall()}
     assert rows == {"o1-1": ("delivered", 2), "o1-2": ("delivered", 1), "o2-1": ("delivered", 1)}
 

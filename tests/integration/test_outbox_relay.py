@@ -21,8 +21,11 @@ async def test_a_commit_elsewhere_wakes_the_idle_relay(
     # Polling once an hour: only the notification can explain a prompt publish. The rows are written
     # through their own connection, as another process would, so the relay's in-process wake() is never called.
     relay_db, writer_db = Database(migrated_database_url), Database(migrated_database_url)
-    async with relay_db, writer_db, OutboxRelay(service, kafka_bootstrap, relay_db, migrated_database_url,
-                                                idle_poll_ms=3_600_000) as relay:
+    async with (
+        relay_db,
+        writer_db,
+        OutboxRelay(service, kafka_bootstrap, relay_db, migrated_database_url, idle_poll_ms=3_600_000) as relay,
+    ):
         for n in (1, 2):
             async with writer_db.transaction() as conn:
                 await add_to_outbox(conn, service, topic, f"order-{n}", f"event-{n}", f"value-{n}".encode(), [])

@@ -63,17 +63,31 @@ async def add_to_outbox(
 async def add_many_to_outbox(
     conn: psycopg.AsyncConnection[Any], service: str, topic: str, rows: list[tuple[str, str, bytes, HeaderList]]
 ) -> None:
-    """``add_to_outbox`` for (key, event_id, value, headers) rows, in one statement round."""
+    """``add_to_outbox`` for (key, event_id, value, headers) rows, in one statement, ids in list order.
+
+    The same statement notifies the relay's channel; Postgres delivers it at commit, to the relay
+    of this service in whichever process leads it."""
     if not rows:
         return
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            """INSERT INTO outbox (service, topic, key, event_id, value, headers)
-               VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, event_id) DO NOTHING""",
-            [(service, topic, k, e, v, encode_headers(h)) for k, e, v, h in rows],
-        )
-    # Delivered at commit, to the relay of this service in whichever process leads it.
-    await conn.execute("SELECT pg_notify(%s, '')", (notify_channel(service),))
+    await conn.execute(
+        """WITH added AS (
+               INSERT INTO outbox (service, topic, key, event_id, value, headers)
+               SELECT %s, %s, r.key, r.event_id, r.value, r.headers
+               FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])
+                   WITH ORDINALITY AS r(key, event_id, value, headers, n)
+               ORDER BY r.n
+               ON CONFLICT (service, event_id) DO NOTHING)
+           SELECT pg_notify(%s, '')""",
+        (
+            service,
+            topic,
+            [k for k, _, _, _ in rows],
+            [e for _, e, _, _ in rows],
+            [v for _, _, v, _ in rows],
+            [encode_headers(h) for _, _, _, h in rows],
+            notify_channel(service),
+        ),
+    )
 
 
 class OutboxRelay(Lifecycle):
