@@ -6,12 +6,21 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from hookstream_tools.devstack.process import free_port
 
 
-def test_samples_reach_the_partner_signed_and_in_order(kafka_bootstrap: str, migrated_database_url: str) -> None:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": migrated_database_url}
+def test_samples_reach_the_partner_signed_and_in_order(
+    kafka_bootstrap: str, migrated_database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": migrated_database_url,
+        # The demo records the servers in <state dir>/stack.env: not in the checkout's own .hookstream.
+        "HOOKSTREAM_DEV_STATE_DIR": str(tmp_path / "state"),
+    }
     result = subprocess.run(
         [
             sys.executable,
