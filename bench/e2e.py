@@ -103,10 +103,11 @@ class Group:
         return total
 
     def rss_mb(self) -> float:
+        """Proportional set size: Postgres backends share their buffers, RSS would count them once per process."""
         total = 0
         for proc in self._procs():
             try:
-                total += proc.memory_info().rss
+                total += proc.memory_full_info().pss
             except psutil.NoSuchProcess:
                 continue
         return total / 2**20
@@ -131,7 +132,7 @@ class Phase:
     latencies_ms: list[float]
     backlog_slope: float
     cpu: dict[str, float]
-    rss: dict[str, float]
+    rss: dict[str, float]  # PSS
     seconds: float
     stages: dict[str, list[float]] = field(default_factory=dict)
 
@@ -371,7 +372,7 @@ def report(
         + ", ".join(f"{n} {idle[n]:.3f}" for n in names)
         + ")"
     )
-    print("RSS MB after the last rate: " + ", ".join(f"{n} {rss[n]:.0f}" for n in names))
+    print("memory (PSS) MB after the last rate: " + ", ".join(f"{n} {rss[n]:.0f}" for n in names))
     print("CPU-s/1k 'pipeline' = services + Kafka + Postgres; 'harness' = this process (partner) + loadgen")
 
 
