@@ -46,7 +46,7 @@ from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
 
-from bench.common import fresh_database, pct, serve  # noqa: E402
+from bench.common import fresh_database, pct, serve, stop  # noqa: E402
 from tests.signing import load_sample  # noqa: E402
 
 SECRET = "shpss_e2e_bench"  # noqa: S105 - a throwaway key for the bench's own channel
@@ -441,12 +441,7 @@ async def main() -> None:
                 await asyncio.sleep(3)
             rss = {g.name: g.rss_mb() for g in groups}
         finally:
-            for ps in procs.values():
-                for p in ps:
-                    p.terminate()
-            for ps in procs.values():
-                for p in ps:
-                    p.wait(60)
+            stop([p for ps in procs.values() for p in ps])
             await runner.cleanup()
     report(args, phases, idle, groups, rss)
     if partner.duplicates or partner.unparsed:
