@@ -127,7 +127,8 @@ class Group:
 class Phase:
     rate: int
     sent: int
-    errors: int
+    errors: int  # not answered 200: an error status, or no answer within the generator's 30 s
+    accepted: int  # on the raw topic: what must reach the partner
     delivered: int
     latencies_ms: list[float]
     backlog_slope: float
@@ -139,6 +140,10 @@ class Phase:
     @property
     def flat(self) -> bool:
         return self.delivered == self.sent and self.backlog_slope < 0.01 * self.rate
+
+    @property
+    def lost(self) -> int:
+        return self.accepted - self.delivered
 
 
 def record_times(bootstrap: str, topic: str, first: int, last: int) -> dict[int, int]:
@@ -178,9 +183,10 @@ def record_times(bootstrap: str, topic: str, first: int, last: int) -> dict[int,
 
 def stages(
     bootstrap: str, name: str, partner: Partner, first: int, last: int, start_ns: int, interval_ns: int
-) -> dict[str, list[float]]:
-    """Where each event spent its time (ms): until ingress produced it, until the normalizer's relay
-    produced the canonical event, until the partner had it."""
+) -> tuple[int, dict[str, list[float]]]:
+    """How many webhooks ingress accepted (on the raw topic), and where each event spent its time
+    (ms): until ingress produced it, until the normalizer's relay produced the canonical event,
+    until the partner had it."""
     raw = record_times(bootstrap, f"{name}.raw", first, last)
     canonical = record_times(bootstrap, f"{name}.canonical", first, last)
     split: dict[str, list[float]] = {"ingress": [], "normalizer": [], "delivery": []}
@@ -190,7 +196,7 @@ def stages(
             split["ingress"].append(raw[n] - scheduled_ms)
             split["normalizer"].append(canonical[n] - raw[n])
             split["delivery"].append(arrived_ns / 1e6 - canonical[n])
-    return split
+    return len(raw), split
 
 
 def listener_pid(port: int) -> int | None:
@@ -306,17 +312,19 @@ async def offer(
         if n in partner.arrivals
     ]
     steady = [(t, b) for t, b in samples if 5 <= t <= duration_s]
+    accepted, split = await asyncio.to_thread(stages, bootstrap, name, partner, first, last, start_ns, interval_ns)
     return Phase(
         rate=rate,
         sent=total,
         errors=int(fields["errors"]),
+        accepted=accepted,
         delivered=len(latencies),
         latencies_ms=latencies,
         backlog_slope=slope(steady),
         cpu=cpu,
         rss={g.name: g.rss_mb() for g in groups},
         seconds=seconds,
-        stages=await asyncio.to_thread(stages, bootstrap, name, partner, first, last, start_ns, interval_ns),
+        stages=split,
     )
 
 
@@ -347,14 +355,14 @@ def report(
         f" {args.processes} process(es) per service, cores={os.cpu_count()}, {args.duration:.0f} s per rate"
     )
     print(
-        f"{'offered':>8} {'delivered':>11} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f"{'offered':>8} {'delivered':>11} {'errors':>6} {'lost':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'backlog/s':>9} {'flat':>4} {'CPU-s/1k':>8}   per service CPU-s/1k"
     )
     for p in phases:
         per_k = {n: p.cpu[n] / max(p.delivered, 1) * 1000 for n in names}
         detail = " ".join(f"{n}={per_k[n]:.2f}" for n in names)
         print(
-            f"{p.rate:>6}/s {p.delivered:>5}/{p.sent:<5} {p.errors:>6} {pct(p.latencies_ms, 0.5):>8.1f}"
+            f"{p.rate:>6}/s {p.delivered:>5}/{p.sent:<5} {p.errors:>6} {p.lost:>4} {pct(p.latencies_ms, 0.5):>8.1f}"
             f" {pct(p.latencies_ms, 0.95):>8.1f} {pct(p.latencies_ms, 0.99):>8.1f} {p.backlog_slope:>9.1f}"
             f" {'yes' if p.flat else 'no':>4} {sum(per_k[n] for n in pipeline):>8.2f}   {detail}"
         )
@@ -374,6 +382,8 @@ def report(
     )
     print("memory (PSS) MB after the last rate: " + ", ".join(f"{n} {rss[n]:.0f}" for n in names))
     print("CPU-s/1k 'pipeline' = services + Kafka + Postgres; 'harness' = this process (partner) + loadgen")
+    print("errors: requests not answered 200 (an error status, or none within the generator's 30 s);")
+    print("lost: accepted (on the raw topic) minus delivered to the partner")
 
 
 async def main() -> None:
