@@ -136,10 +136,12 @@ class Phase:
     rss: dict[str, float]  # PSS
     seconds: float
     stages: dict[str, list[float]] = field(default_factory=dict)
+    error_kinds: str = "-"  # e.g. "status503:2,transport:1"
 
     @property
     def flat(self) -> bool:
-        return self.delivered == self.sent and self.backlog_slope < 0.01 * self.rate
+        """Everything accepted arrived, and the backlog did not grow."""
+        return self.lost == 0 and self.backlog_slope < 0.01 * self.rate
 
     @property
     def lost(self) -> int:
@@ -325,6 +327,7 @@ async def offer(
         rss={g.name: g.rss_mb() for g in groups},
         seconds=seconds,
         stages=split,
+        error_kinds=fields.get("error_kinds", "-"),
     )
 
 
@@ -373,6 +376,9 @@ def report(
     for p in phases:
         cells = [f"{pct(v, 0.5):7.1f} /{pct(v, 0.95):7.1f}" for v in p.stages.values()]
         print(f"{p.rate:>6}/s " + " | ".join(cells))
+    for p in phases:
+        if p.errors:
+            print(f"{p.rate:>6}/s not answered 200: {p.error_kinds}")
     flat = [p.rate for p in phases if p.flat]
     print(f"sustainable rate (highest flat rate offered): {max(flat) if flat else 'none'}/s")
     print(

@@ -55,6 +55,7 @@ func main() {
 	total := int(float64(*rate) * duration.Seconds())
 	latencies := make([]time.Duration, total)
 	var errors int64
+	kinds := map[string]int{} // "status503", "transport": why requests were not answered 200
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(*rate)
@@ -96,8 +97,13 @@ func main() {
 			}
 			latencies[i] = time.Since(scheduled)
 			if err != nil || resp.StatusCode != 200 {
+				kind := "transport"
+				if err == nil {
+					kind = fmt.Sprintf("status%d", resp.StatusCode)
+				}
 				mu.Lock()
 				errors++
+				kinds[kind]++
 				mu.Unlock()
 			}
 		}(i, scheduled)
@@ -108,6 +114,16 @@ func main() {
 	pct := func(p float64) float64 {
 		return float64(latencies[int(p*float64(total-1))].Microseconds()) / 1000
 	}
-	fmt.Printf("rps=%.1f errors=%d p50=%.3f p95=%.3f p99=%.3f start_ns=%d interval_ns=%d\n",
-		float64(total)/elapsed.Seconds(), errors, pct(0.50), pct(0.95), pct(0.99), start.UnixNano(), interval.Nanoseconds())
+	detail := []string{}
+	for kind, n := range kinds {
+		detail = append(detail, fmt.Sprintf("%s:%d", kind, n))
+	}
+	sort.Strings(detail)
+	kindsText := "-"
+	if len(detail) > 0 {
+		kindsText = strings.Join(detail, ",")
+	}
+	fmt.Printf("rps=%.1f errors=%d p50=%.3f p95=%.3f p99=%.3f start_ns=%d interval_ns=%d error_kinds=%s\n",
+		float64(total)/elapsed.Seconds(), errors, pct(0.50), pct(0.95), pct(0.99), start.UnixNano(),
+		interval.Nanoseconds(), kindsText)
 }
