@@ -3,8 +3,8 @@
     python bench/e2e.py [--rates 20,100,200,500,1000] [--duration 60] [--idle 20] [--processes 1]
 
 Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or .hookstream/stack.env: run `hookstream dev up`) and Go
-(bench/loadgen). Every run gets its own topics, database and subscription, and starts every service
-fresh as `hookstream run <name>`: ingress, normalizer, delivery. Then:
+(bench/loadgen). Every run gets its own topics, database and subscription (deleted afterwards unless
+`--keep`), and starts every service fresh as `hookstream run <name>`: ingress, normalizer, delivery. Then:
 1. warm-up: a few webhooks, until the partner has them all (groups assigned, connections open);
 2. idle: nothing sent for ``--idle`` s; cores used per service, Kafka and Postgres included;
 3. per rate: the open-loop generator (bench/loadgen) POSTs distinct, Shopify-signed `orders/create`
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import psutil
 import psycopg
+import psycopg.sql
 from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -199,6 +200,20 @@ def stages(
             split["normalizer"].append(canonical[n] - raw[n])
             split["delivery"].append(arrived_ns / 1e6 - canonical[n])
     return len(raw), split
+
+
+def clean_up(bootstrap: str, base_url: str, name: str) -> None:
+    """Delete the run's topics (the services' tiers, DLQs and outbox too) and its database: a broker
+    left with thousands of partitions from earlier runs gets slower and would skew the next run."""
+    admin = TopicAdmin(bootstrap)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-clean-{name}"})
+    try:
+        topics = [t for t in consumer.list_topics(timeout=10).topics if name in t]
+    finally:
+        consumer.close()
+    admin.delete_topics(topics)
+    with psycopg.connect(psycopg.conninfo.make_conninfo(base_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 def listener_pid(port: int) -> int | None:
@@ -398,6 +413,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds of sending per rate")
     parser.add_argument("--idle", type=float, default=20, help="seconds of measuring the idle pipeline")
     parser.add_argument("--processes", type=int, default=1, help="processes per service (ingress workers too)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's topics and database for a look afterwards")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     stack = StackSettings()
@@ -459,6 +475,8 @@ async def main() -> None:
         finally:
             stop([p for ps in procs.values() for p in ps])
             await runner.cleanup()
+            if not args.keep:
+                clean_up(bootstrap, base_url, name)
     report(args, phases, idle, groups, rss)
     if partner.duplicates or partner.unparsed:
         print(f"partner saw {partner.duplicates} duplicate and {partner.unparsed} unrecognised deliveries")
