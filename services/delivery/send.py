@@ -83,7 +83,7 @@ class Send:
         if not sub.enabled:
             await self.log.mark(delivery, DeliveryStatus.SKIPPED, f"subscription disabled: {sub.disabled_reason}")
             return
-        breaker = self.breakers.setdefault(sub.id, self.new_breaker())
+        breaker = self._breaker(sub.id)
         if wait_s := breaker.wait_s():
             await self.log.mark(delivery, DeliveryStatus.RETRYING, "circuit open: the endpoint is failing")
             raise RetriableError(f"circuit open for {sub.url}", retry_after_ms=int(wait_s * 1000))
@@ -94,6 +94,12 @@ class Send:
             await bucket.acquire()
         event = self.canonical.decode(record.value or b"", record.headers)
         await self._send(sub, delivery, event, breaker, last=record.attempt >= self.max_attempts)
+
+    def _breaker(self, sub_id: str) -> Breaker:
+        breaker = self.breakers.get(sub_id)
+        if breaker is None:
+            breaker = self.breakers[sub_id] = self.new_breaker()
+        return breaker
 
     def sends_now(self, sub: Subscription) -> bool:
         """Whether fan-out may make the first attempt itself: nothing would hold it here (no rate
@@ -106,7 +112,7 @@ class Send:
     async def first_attempt(self, sub: Subscription, delivery: str, event: dict[str, Any]) -> bytes | None:
         """Fan-out's own first attempt. None when it settled the delivery (delivered, or gone); else
         the ``ATTEMPTED`` header value for handing the delivery over to the sending side."""
-        breaker = self.breakers.setdefault(sub.id, self.new_breaker())
+        breaker = self._breaker(sub.id)
         try:
             await self._send(sub, delivery, event, breaker, last=self.max_attempts <= 1)
         except PermanentError as exc:
