@@ -53,8 +53,13 @@ class Fanout:
             [(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted], record.value or b"", kept
         )
         send = self.send
-        now = [s for s in wanted if send is not None and s.id in clear and send.sends_now(s)]
-        queued: list[tuple[Subscription, bytes | None]] = [(s, None) for s in wanted if s not in now]
+        now: list[Subscription] = []
+        queued: list[tuple[Subscription, bytes | None]] = []
+        for sub in wanted:
+            if send is not None and sub.id in clear and send.sends_now(sub):
+                now.append(sub)
+            else:
+                queued.append((sub, None))
         if send is not None and now:
             outcomes = await asyncio.gather(
                 *(send.first_attempt(s, delivery_id(s.id, event["event_id"]), event) for s in now)
