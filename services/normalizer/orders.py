@@ -231,20 +231,19 @@ async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: li
                    sequence = excluded.sequence, detail = excluded.detail, recorded_at = now()""",
             writes.timeline,
         )
-        if writes.held_added:
-            await cur.executemany(
-                """INSERT INTO held_events (order_id, event_id, type, occurred_at, waits_for, event)
+        await _execute_rows(
+            cur,
+            """INSERT INTO held_events (order_id, event_id, type, occurred_at, waits_for, event)
                    VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (order_id, event_id) DO NOTHING""",
-                writes.held_added,
-            )
-        if writes.held_removed:
-            await cur.executemany("DELETE FROM held_events WHERE order_id = %s AND event_id = %s", writes.held_removed)
-        if writes.conflicts:
-            await cur.executemany(
-                """INSERT INTO order_conflicts (order_id, event_id, type, reason) VALUES (%s, %s, %s, %s)
+            writes.held_added,
+        )
+        await _execute_rows(cur, "DELETE FROM held_events WHERE order_id = %s AND event_id = %s", writes.held_removed)
+        await _execute_rows(
+            cur,
+            """INSERT INTO order_conflicts (order_id, event_id, type, reason) VALUES (%s, %s, %s, %s)
                    ON CONFLICT (order_id, event_id) DO NOTHING""",
-                writes.conflicts,
-            )
+            writes.conflicts,
+        )
         await _execute_rows(
             cur,
             """UPDATE orders SET status = %s, created = %s, paid = %s, fulfilled = %s, cancelled = %s,
