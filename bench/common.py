@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import psycopg
 from aiohttp import web
@@ -70,3 +71,10 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.terminate()
     for p in procs:
         p.wait(30)
+
+
+def build_loadgen(out_dir: Path) -> Path:
+    """Build bench/loadgen (Go), the open-loop fixed-rate HTTP generator, into ``out_dir``."""
+    binary = out_dir / "loadgen"
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=Path(__file__).parent / "loadgen", check=True)
+    return binary

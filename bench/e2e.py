@@ -47,7 +47,7 @@ from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
 
-from bench.common import fresh_database, pct, serve, stop  # noqa: E402
+from bench.common import build_loadgen, fresh_database, pct, serve, start_delivery, stop  # noqa: E402
 from tests.signing import load_sample  # noqa: E402
 
 SECRET = "shpss_e2e_bench"  # noqa: S105 - a throwaway key for the bench's own channel
@@ -238,12 +238,6 @@ def webhook_template(directory: Path) -> tuple[Path, dict[str, str]]:
     return path, headers
 
 
-def build_loadgen(directory: Path) -> Path:
-    binary = directory / "loadgen"
-    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "bench" / "loadgen", check=True)
-    return binary
-
-
 def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -269,17 +263,13 @@ def start_services(
         "HOOKSTREAM_NORMALIZER_SERVICE_NAME": f"normalizer-{name}",
         "HOOKSTREAM_NORMALIZER_RAW_TOPIC": f"{name}.raw",
         "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": f"{name}.canonical",
-        "HOOKSTREAM_DELIVERY_SERVICE_NAME": f"delivery-{name}",
-        "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": f"{name}.canonical",
-        "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{name}.deliveries",
-        "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
     }
     run = [sys.executable, "-m", "hookstream", "run"]
     ingress = [*run, "ingress", "--port", str(port), "--workers", str(processes), "--config", str(config)]
     return {
         "ingress": [subprocess.Popen(ingress, env=env)],
         "normalizer": [subprocess.Popen([*run, "normalizer"], env=env) for _ in range(processes)],
-        "delivery": [subprocess.Popen([*run, "delivery"], env=env) for _ in range(processes)],
+        "delivery": start_delivery(bootstrap, database_url, name, processes),  # reads <name>.canonical
     }
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
 
+from bench.common import build_loadgen  # noqa: E402
 from tests.signing import SHOPIFY_SECRET, load_sample, sign  # noqa: E402
 
 
@@ -115,12 +116,6 @@ def wrk(url: str, lua: Path, duration: int) -> dict[str, float]:
         "p90": lat["90"],
         "p99": lat["99"],
     }
-
-
-def build_loadgen(out_dir: Path) -> Path:
-    binary = out_dir / "loadgen"
-    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "bench" / "loadgen", check=True)
-    return binary
 
 
 def fixed_rate(
