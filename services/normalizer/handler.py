@@ -15,7 +15,7 @@ from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import child_traceparent
 from hookstream_schemas import topics
 from hookstream_services.normalizer.mapping import CanonicalEvent, normalize
-from hookstream_services.normalizer.orders import apply_events
+from hookstream_services.normalizer.orders import OrderBatch
 
 log = logging.getLogger("hookstream.normalizer")
 
@@ -70,16 +70,18 @@ class Normalizer:
             self.on_queued()
 
     async def _write_batch(self, batch: list[_Work]) -> list[None]:
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
+        # Pipelined: BEGIN, the dedupe and the lock go in one round trip, the writes and COMMIT in another.
+        async with self.db.transaction(pipeline=True) as conn:
+            seen = await conn.execute(
                 """INSERT INTO processed_events (service, event_id) SELECT %s, unnest(%s::text[])
                    ON CONFLICT DO NOTHING RETURNING event_id""",
                 (self.names.service, [w.event.event_id for w in batch]),
             )
-            fresh = {row["event_id"] for row in await cur.fetchall()}
+            orders = await OrderBatch.lock(conn, [w.event for w in batch])
+            fresh = {row["event_id"] for row in await seen.fetchall()}
             self.duplicates += len(batch) - len(fresh)
             work = [w for w in batch if w.event.event_id in fresh]
-            applied = await apply_events(conn, [w.event for w in work]) if work else {}
+            applied = await orders.apply([w.event for w in work])
             rows = []
             for w in work:
                 for a in applied[w.event.event_id]:

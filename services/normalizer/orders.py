@@ -6,7 +6,7 @@ than what the order already shows), is a conflict (anything but a refund after c
 is ignored (a second order.created). Everything is written to the order's timeline; conflicts
 also to ``order_conflicts`` for people to look at.
 
-``apply_events`` takes a batch of events of distinct orders (the consumer runtime never has two
+``OrderBatch`` takes a batch of events of distinct orders (the consumer runtime never has two
 events of one order in flight): it locks their rows in one statement, decides in memory, and
 writes the outcome with one statement per table, all in the caller's transaction.
 """
@@ -84,27 +84,54 @@ class _Writes:
     conflicts: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-async def apply_events(conn: psycopg.AsyncConnection[Any], events: list[CanonicalEvent]) -> dict[str, list[Applied]]:
-    """Apply each event inside the caller's transaction; per event id, the canonical events to publish, in order."""
-    order_ids = sorted({e.order_id for e in events})
-    if len(order_ids) != len(events):
-        raise ValueError("apply_events takes at most one event per order")
-    states = await _lock_orders(conn, events)
-    held = await _load_held(conn, [s for s in states.values() if s.held])
-    writes = _Writes()
-    result: dict[str, list[Applied]] = {}
-    for event in events:
-        state = states[event.order_id]
-        applied: list[Applied] = []
-        verdict = _verdict(state, event)
-        if verdict is None:
-            applied.append(_apply(writes, state, event))
-            applied += _release_held(writes, state, held.get(state.order_id, []))
-        else:
-            _record_unapplied(writes, state, event, verdict)
-        result[event.event_id] = applied
-    await _write(conn, writes, list(states.values()))
-    return result
+class OrderBatch:
+    """The orders of a batch of events, locked in the caller's transaction.
+
+    ``lock`` sends the locking statement without waiting for it, so in a pipelined transaction it
+    travels with whatever the caller sends next; ``apply`` then reads the rows and applies."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], locking: psycopg.AsyncCursor[Any]) -> None:
+        self.conn = conn
+        self._locking = locking
+
+    @classmethod
+    async def lock(cls, conn: psycopg.AsyncConnection[Any], events: list[CanonicalEvent]) -> OrderBatch:
+        # One round trip for the batch: the no-op update on conflict both locks existing rows and returns
+        # them. Rows are locked in order-id order so concurrent batches cannot deadlock on each other.
+        first = sorted({e.order_id: e.channel for e in events}.items())
+        locking = await conn.execute(
+            """INSERT INTO orders (order_id, channel)
+               SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1
+               ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+               RETURNING order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
+                         source_updated_at, held""",
+            ([o for o, _ in first], [c for _, c in first]),
+        )
+        return cls(conn, locking)
+
+    async def apply(self, events: list[CanonicalEvent]) -> dict[str, list[Applied]]:
+        """Apply events of locked orders, at most one per order; per event id, the canonical events to publish."""
+        if len({e.order_id for e in events}) != len(events):
+            raise ValueError("apply takes at most one event per order")
+        locked = {row["order_id"]: OrderState(**row) for row in await self._locking.fetchall()}
+        if not events:
+            return {}
+        states = {e.order_id: locked[e.order_id] for e in events}
+        held = await _load_held(self.conn, [s for s in states.values() if s.held])
+        writes = _Writes()
+        result: dict[str, list[Applied]] = {}
+        for event in events:
+            state = states[event.order_id]
+            applied: list[Applied] = []
+            verdict = _verdict(state, event)
+            if verdict is None:
+                applied.append(_apply(writes, state, event))
+                applied += _release_held(writes, state, held.get(state.order_id, []))
+            else:
+                _record_unapplied(writes, state, event, verdict)
+            result[event.event_id] = applied
+        await _write(self.conn, writes, list(states.values()))
+        return result
 
 
 def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None:
@@ -122,21 +149,6 @@ def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None
             f"updated_at {event.occurred_at.isoformat()} is older than {state.source_updated_at.isoformat()}",
         )
     return None
-
-
-async def _lock_orders(conn: psycopg.AsyncConnection[Any], events: list[CanonicalEvent]) -> dict[str, OrderState]:
-    # One round trip for the batch: the no-op update on conflict both locks existing rows and returns
-    # them. Rows are locked in order-id order so concurrent batches cannot deadlock on each other.
-    first = sorted({e.order_id: e.channel for e in events}.items())
-    cur = await conn.execute(
-        """INSERT INTO orders (order_id, channel)
-           SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1
-           ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
-           RETURNING order_id, channel, status, created, paid, fulfilled, cancelled, sequence,
-                     source_updated_at, held""",
-        ([o for o, _ in first], [c for _, c in first]),
-    )
-    return {row["order_id"]: OrderState(**row) for row in await cur.fetchall()}
 
 
 async def _load_held(conn: psycopg.AsyncConnection[Any], states: list[OrderState]) -> dict[str, list[CanonicalEvent]]:

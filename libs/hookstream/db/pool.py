@@ -71,6 +71,13 @@ class Database(Lifecycle):
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        """``pipeline=True``: statements are sent without waiting for each result (psycopg's pipeline
+        mode); reading a result, or the commit, waits for everything sent before it."""
+        async with self.connection() as conn:
+            if not pipeline:
+                async with conn.transaction():
+                    yield conn
+                return
+            async with conn.pipeline(), conn.transaction():
+                yield conn
