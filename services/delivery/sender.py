@@ -12,7 +12,6 @@ import asyncio
 import socket
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -20,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses
+from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import AttemptRecord
 
 MAX_REDIRECTS = 3
@@ -55,20 +55,6 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-def retry_after_ms(value: str | None, now: float | None = None) -> int | None:
-    """Retry-After as seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value) * 1000
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0, int((when - (time.time() if now is None else now)) * 1000))
 
 
 class Sender:

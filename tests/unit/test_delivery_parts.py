@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import _unique_rounds, delivery_id, webhook_id
 from hookstream_services.delivery.breaker import Breaker
-from hookstream_services.delivery.sender import Attempt, Verdict, retry_after_ms
+from hookstream_services.delivery.sender import Attempt, Verdict
 
 
 class Clock:

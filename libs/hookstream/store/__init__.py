@@ -2,6 +2,7 @@
 
 ``subscriptions`` (partner endpoints), ``deliveries`` (the delivery log and its attempts),
 ``orders`` (order state and timeline, read side: the normalizer writes them in its own
-transactions), ``dead_letters`` (what was redriven). No module writes these tables with SQL of
-its own; a service's private tables stay with its own migrations.
+transactions; ``order_refs``, written by the workflows), ``dead_letters`` (what was redriven).
+No module writes these tables with SQL of its own; a service's private tables stay with its own
+migrations.
 """

@@ -1,7 +1,9 @@
 """Orders as the admin and the CLI read them: current state and the timeline of every event.
 
 The normalizer owns the writes (its state machine applies events inside its own transactions);
-this is the read side, so nothing else needs the normalizer to see an order.
+this is the read side, so nothing else needs the normalizer to see an order. ``order_refs`` (what
+external systems call an order) are written by the workflow that got the answer, in the
+transaction that records its step (``set_order_ref``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from hookstream.db import Database
 
@@ -68,3 +72,32 @@ class OrderStore:
                 (order_id,),
             )
             return [TimelineEntry(**row) for row in await cur.fetchall()]  # type: ignore[arg-type]
+
+
+async def set_order_ref(conn: psycopg.AsyncConnection[Any], order_id: str, system: str, ref: str) -> None:
+    """Record what ``system`` calls the order, inside the caller's transaction (the workflow that got the answer)."""
+    await conn.execute(
+        """INSERT INTO order_refs (order_id, system, ref) VALUES (%s, %s, %s)
+           ON CONFLICT (order_id, system) DO UPDATE SET ref = excluded.ref, updated_at = now()""",
+        (order_id, system, ref),
+    )
+
+
+class OrderRefs:
+    """What external systems call each order (``crm``, ``warehouse``, ...)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, order_id: str, system: str) -> str | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT ref FROM order_refs WHERE order_id = %s AND system = %s", (order_id, system)
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row["ref"])
+
+    async def all(self, order_id: str) -> dict[str, str]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT system, ref FROM order_refs WHERE order_id = %s", (order_id,))
+            return {str(row["system"]): str(row["ref"]) for row in await cur.fetchall()}
