@@ -132,7 +132,7 @@ async def test_smtp_messages_are_kept_with_their_parts(sandbox: SandboxServers) 
     assert emails[0]["text"].strip() == "plain words"
     assert "html words" in emails[0]["html"]
     assert emails[0]["attachments"] == [{"filename": "INV-1.pdf", "content_type": "application/pdf", "size": 12}]
-    assert sandbox.sandbox.summary()["email"] == {"messages": 2, "duplicates": 1}
+    assert sandbox.sandbox.summary()["email"] == {"messages": 2, "duplicates": 1, "refused": 0}
 
 
 def test_hookstream_run_sandbox_serves_until_sigterm() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from hookstream.consumer.retry import FAILURE_HEADERS, RetryPolicy
 from hookstream.db import Database
@@ -133,16 +133,22 @@ def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
-    """Retries while a new topic's partition has no leader yet (NOT_LEADER_FOR_PARTITION is retriable)."""
+    """Retries while a new topic's partition has no leader yet. librdkafka does not mark
+    NOT_LEADER_FOR_PARTITION retriable here, though a just-created topic answers it for a moment."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
             return int(low), int(high)
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error: KafkaError = exc.args[0]
+            transient = error.retriable() or error.code() in _NO_LEADER_YET
+            if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+_NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
 
 
 async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:

@@ -69,17 +69,22 @@ def http_app(sandbox: Sandbox) -> web.Application:
 
     async def set_faults(request: web.Request) -> web.Response:
         name = request.match_info["system"]
-        if name not in sandbox.systems:
-            return _json({"error": "unknown_system", "detail": f"systems: {', '.join(SYSTEMS)}"}, 404)
+        if name not in sandbox.systems and name != "smtp":
+            return _json({"error": "unknown_system", "detail": f"systems: {', '.join(SYSTEMS)}, smtp"}, 404)
         try:
-            sandbox.systems[name].faults = Faults.from_json(await request.json())
+            faults = Faults.from_json(await request.json())
         except (ValueError, TypeError) as exc:
             return _json({"error": "invalid_faults", "detail": str(exc)}, 400)
-        return _json(asdict(sandbox.systems[name].faults))
+        if name == "smtp":
+            sandbox.smtp_faults = faults
+        else:
+            sandbox.systems[name].faults = faults
+        return _json(asdict(faults))
 
     async def clear_faults(request: web.Request) -> web.Response:
         for system in sandbox.systems.values():
             system.faults = Faults()
+        sandbox.smtp_faults = Faults()
         return _json({"status": "cleared"})
 
     async def reset(request: web.Request) -> web.Response:
@@ -109,6 +114,16 @@ class MailHandler:
         self.sandbox = sandbox
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        faults = self.sandbox.smtp_faults
+        if faults.slow_ms:
+            await asyncio.sleep(faults.slow_ms / 1000)
+        fault = self.sandbox.fault_for(None)
+        if fault == "refuse":
+            self.sandbox.refused_emails += 1
+            return "550 5.7.1 Message refused (sandbox fault)"
+        if fault == "fail":
+            self.sandbox.refused_emails += 1
+            return "451 4.3.0 Try again later (sandbox fault)"
         content = envelope.original_content or envelope.content or b""
         raw = content if isinstance(content, bytes) else content.encode()
         message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -135,6 +150,8 @@ class MailHandler:
                 ],
             }
         )
+        if fault == "timeout":
+            await asyncio.sleep(faults.hang_ms / 1000)  # kept; the sender gave up waiting and will send it again
         return "250 Message accepted for delivery"
 
 

@@ -102,16 +102,21 @@ class Sandbox:
     def __init__(self, seed: int | None = None) -> None:
         self.random = random.Random(seed)
         self.systems = {name: System(name) for name in SYSTEMS}
+        self.smtp_faults = Faults()
         self.calls: list[Call] = []
         self.emails: list[dict[str, Any]] = []
+        self.refused_emails = 0
 
     def reset(self) -> None:
         self.systems = {name: System(name) for name in SYSTEMS}
+        self.smtp_faults = Faults()
         self.calls.clear()
         self.emails.clear()
+        self.refused_emails = 0
 
-    def fault_for(self, system: System) -> str | None:
-        f = system.faults
+    def fault_for(self, system: System | None) -> str | None:
+        """The fault to play for one call (``None``: the SMTP server)."""
+        f = self.smtp_faults if system is None else system.faults
         if f.refuse:
             return "refuse"
         roll = self.random.random()
@@ -165,7 +170,11 @@ class Sandbox:
                 "faults": sum(1 for c in calls if c.fault),
             }
         message_ids = [e["message_id"] for e in self.emails]
-        out["email"] = {"messages": len(self.emails), "duplicates": len(message_ids) - len(set(message_ids))}
+        out["email"] = {
+            "messages": len(self.emails),
+            "duplicates": len(message_ids) - len(set(message_ids)),
+            "refused": self.refused_emails,
+        }
         return out
 
     def effects(self, system: str | None = None) -> list[dict[str, Any]]:

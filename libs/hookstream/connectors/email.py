@@ -1,0 +1,173 @@
+"""Email: Jinja2 templates the user can override, sent over SMTP with aiosmtplib.
+
+``Templates`` renders a message kind (``order_confirmation``, ...) from three files:
+``<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``. A directory the user names comes
+first, the service's packaged templates second, so overriding one file is enough. Undefined
+variables are errors, and ``check()`` renders every kind once at startup, so a broken template is
+a one-line startup error naming the setting, not a dead letter per order.
+
+``Mailer`` sends one message per call. SMTP has no idempotency key: the ``Message-ID`` is derived
+from the effect's key, so a resend after a crash carries the same id and a receiver can drop it.
+An SMTP 5xx (a refused recipient, a rejected message) is permanent; 4xx, a timeout or a refused
+connection is retriable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import jinja2
+
+from hookstream.errors import ConfigurationError, PermanentError, RetriableError
+from hookstream.lifecycle import Lifecycle
+
+
+class MailUnavailable(RetriableError):
+    """The mail server did not take the message now (4xx, timeout, no connection); retried later."""
+
+
+class MailRejected(PermanentError):
+    """The mail server refused the message for good (5xx): a bad address or a rejected message."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str = "application/pdf"
+
+
+class Templates:
+    def __init__(
+        self, package: str, kinds: Iterable[str], *, override_dir: str | None = None, setting: str = ""
+    ) -> None:
+        self.kinds = tuple(kinds)
+        self.setting = setting
+        self.override_dir = override_dir
+        loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader(package, "templates")]
+        if override_dir:
+            loaders.insert(0, jinja2.FileSystemLoader(override_dir))
+        # Subjects and plain-text bodies are not HTML: escaping would put "&amp;" into them.
+        self._text = jinja2.Environment(  # noqa: S701
+            loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+        )
+        self._html = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined, autoescape=True
+        )
+
+    def render(self, kind: str, context: Mapping[str, Any]) -> Rendered:
+        return Rendered(
+            subject=" ".join(self._text.get_template(f"{kind}.subject.txt").render(context).split()),
+            text=self._text.get_template(f"{kind}.txt").render(context),
+            html=self._html.get_template(f"{kind}.html").render(context),
+        )
+
+    def check(self, sample: Mapping[str, Any]) -> None:
+        """Render every kind with a sample context; a broken or missing template is a ConfigurationError."""
+        if self.override_dir and not Path(self.override_dir).is_dir():
+            raise ConfigurationError(f"{self.setting} is {self.override_dir!r}, which is not a directory")
+        for kind in self.kinds:
+            try:
+                self.render(kind, sample)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigurationError(
+                    f"email template {exc.name or kind} line {exc.lineno}: {exc.message}{self._where()}"
+                ) from None
+            except jinja2.TemplateNotFound as exc:
+                raise ConfigurationError(f"email template {exc.name} is missing{self._where()}") from None
+            except jinja2.TemplateError as exc:
+                raise ConfigurationError(f"email template {kind}: {exc}{self._where()}") from None
+
+    def _where(self) -> str:
+        return f" (templates from {self.setting}={self.override_dir})" if self.override_dir else ""
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    timeout_ms: int = 10_000
+    setting: str = ""
+
+    def check(self) -> None:
+        if not self.host:
+            raise ConfigurationError(
+                f"{self.setting}SMTP_HOST is not set: give the mail server"
+                " (the sandbox, `hookstream run sandbox`, listens on 127.0.0.1:9525)"
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigurationError(f"{self.setting}SMTP_PORT must be a port number, not {self.port}")
+
+
+class Mailer(Lifecycle):
+    def __init__(self, endpoint: SmtpEndpoint) -> None:
+        self.endpoint = endpoint
+
+    async def start(self) -> None:
+        self.endpoint.check()
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(
+        self,
+        *,
+        sender: str,
+        to: str,
+        rendered: Rendered,
+        idempotency_key: str,
+        attachments: Iterable[Attachment] = (),
+    ) -> str:
+        """Send one message; its Message-ID (derived from ``idempotency_key``) is returned."""
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = to
+        message["Subject"] = rendered.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = message_id = f"<{idempotency_key}@hookstream>"
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        for a in attachments:
+            maintype, _, subtype = a.mime_type.partition("/")
+            message.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
+        e = self.endpoint
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=e.host,
+                port=e.port,
+                username=e.username,
+                password=e.password,
+                start_tls=e.starttls,
+                timeout=e.timeout_ms / 1000,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            if all(400 <= c < 500 for c in codes):
+                raise MailUnavailable(f"mail server deferred {to}: {detail}") from exc
+            raise MailRejected(f"mail server refused {to}: {detail}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            text = f"mail server answered {exc.code} {exc.message} for the message to {to}"
+            if 400 <= exc.code < 500:
+                raise MailUnavailable(text) from exc
+            raise MailRejected(text) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise MailUnavailable(f"mail server {e.host}:{e.port} unavailable: {type(exc).__name__}: {exc}") from exc
+        return message_id
