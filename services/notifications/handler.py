@@ -76,10 +76,8 @@ class Notify:
         if kind is not None and email:
             rendered = self.templates.render(kind, context)
             sender = self.senders.for_channel(event["channel"])
-            await self.steps.run(
-                event["event_id"],
-                "email",
-                lambda key: self._email(sender, email, rendered, key),
+            await self.steps.run_in_transaction(
+                event["event_id"], "email", lambda key: self._email(sender, email, rendered, key)
             )
         sms_kind = SMS.get(event["type"])
         phone = context["phone"]

@@ -1,25 +1,22 @@
-"""The notifications workflow's parts as one lifecycle group: database, mail, SMS, consumer runtime."""
+"""The notifications workflow: its settings and its parts (mail, SMS, the consumer runtime)."""
 
 from __future__ import annotations
 
-from hookstream.avro import SchemaStore
 from hookstream.connectors import Endpoint, HttpConnector
 from hookstream.connectors.email import Mailer, SmtpEndpoint, Templates
-from hookstream.consumer import ConsumerService, ConsumerSettings
-from hookstream.consumer.steps import Steps
-from hookstream.db import Database
+from hookstream.consumer import ConsumerSettings
 from hookstream.errors import ConfigurationError
-from hookstream.lifecycle import Lifecycle, LifecycleGroup
+from hookstream.lifecycle import Lifecycle
 from hookstream.sensors import Sensors
-from hookstream.settings import CommaList, KafkaSettings
-from hookstream_schemas import topics
+from hookstream.settings import KafkaSettings
+from hookstream.workflow import WorkflowParts, WorkflowService, WorkflowSettings
 from hookstream_services.notifications.handler import KINDS, SAMPLE_EVENT, Notify, Senders, message_context
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 PREFIX = "HOOKSTREAM_NOTIFICATIONS_"
 
 
-class NotificationSettings(BaseSettings):
+class NotificationSettings(WorkflowSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     smtp_host: str = ""  # the sandbox's: 127.0.0.1 (port 9525)
@@ -34,12 +31,7 @@ class NotificationSettings(BaseSettings):
     sms_url: str = ""  # the SMS provider's base URL; empty: no SMS
     sms_auth_header: str | None = None
     sms_timeout_ms: int = 5_000
-    retry_delays: CommaList = ["5s", "1m", "10m", "1h"]
-    retry_jitter: float = 0.1
-    commit_interval_ms: int = 1_000
-    # Where it reads; change them only to run a second, separate pipeline (tests do).
     service_name: str = "notifications"
-    input_topic: str = topics.ORDER_EVENTS.name
 
 
 class _Checks(Lifecycle):
@@ -60,7 +52,7 @@ class _Checks(Lifecycle):
         return None
 
 
-class NotificationService(LifecycleGroup):
+class NotificationService(WorkflowService):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -73,7 +65,6 @@ class NotificationService(LifecycleGroup):
         create_topics: bool = True,
     ) -> None:
         s = self.settings = settings
-        self.db = Database(database_url)
         self.mailer = Mailer(
             SmtpEndpoint(
                 s.smtp_host, s.smtp_port, s.smtp_username, s.smtp_password, s.smtp_starttls, s.smtp_timeout_ms, PREFIX
@@ -87,34 +78,22 @@ class NotificationService(LifecycleGroup):
         templates = Templates(
             "hookstream_services.notifications", KINDS, override_dir=s.templates_dir, setting=f"{PREFIX}TEMPLATES_DIR"
         )
-        checks = _Checks(s, templates)
-        self.handler = Notify(
-            self.mailer,
-            self.sms,
-            templates,
-            Steps(self.db, s.service_name),
-            SchemaStore.bundled().serde(topics.ORDER_EVENTS.name),
-            Senders(s.sender, s.senders),
-        )
-        self.consumer = ConsumerService(
-            s.service_name,
-            s.input_topic,
-            self.handler,
-            bootstrap_servers=bootstrap_servers,
-            db=self.db,
-            settings=consumer
-            or ConsumerSettings(
-                retry_delays=s.retry_delays, retry_jitter=s.retry_jitter, commit_interval_ms=s.commit_interval_ms
-            ),
+        senders = Senders(s.sender, s.senders)
+
+        def handler(parts: WorkflowParts) -> Notify:
+            return Notify(self.mailer, self.sms, templates, parts.steps, parts.canonical, senders)
+
+        connectors: list[Lifecycle] = [_Checks(s, templates), self.mailer]
+        if self.sms is not None:
+            connectors.append(self.sms)
+        super().__init__(
+            bootstrap_servers,
+            database_url,
+            settings=settings,
+            handler=handler,
+            connectors=connectors,
+            consumer=consumer,
             kafka=kafka,
             sensors=sensors,
-            create_topics=False,
-        )
-        parts: list[Lifecycle] = [checks, self.db, self.mailer]
-        if self.sms is not None:
-            parts.append(self.sms)
-        super().__init__(
-            s.service_name,
-            [*parts, self.consumer],
-            create_topics_on=bootstrap_servers if create_topics else None,
+            create_topics=create_topics,
         )

@@ -6,8 +6,11 @@ first, the service's packaged templates second, so overriding one file is enough
 variables are errors, and ``check()`` renders every kind once at startup, so a broken template is
 a one-line startup error naming the setting, not a dead letter per order.
 
-``Mailer`` sends one message per call. SMTP has no idempotency key: the ``Message-ID`` is derived
-from the effect's key, so a resend after a crash carries the same id and a receiver can drop it.
+``Mailer`` sends one message per call. SMTP has no idempotency key, so email is at-least-once: a
+process killed after the server accepted a message but before its step was recorded sends it
+again. The ``Message-ID`` is derived from the effect's key, so the resend carries the same id and a
+receiver can drop it; the connection is closed right after the server's answer to keep that window
+to the step's commit.
 An SMTP 5xx (a refused recipient, a rejected message) is permanent; 4xx, a timeout or a refused
 connection is retriable.
 """
@@ -147,16 +150,17 @@ class Mailer(Lifecycle):
             maintype, _, subtype = a.mime_type.partition("/")
             message.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
         e = self.endpoint
+        smtp = aiosmtplib.SMTP(
+            hostname=e.host,
+            port=e.port,
+            username=e.username,
+            password=e.password,
+            start_tls=e.starttls,
+            timeout=e.timeout_ms / 1000,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=e.host,
-                port=e.port,
-                username=e.username,
-                password=e.password,
-                start_tls=e.starttls,
-                timeout=e.timeout_ms / 1000,
-            )
+            await smtp.connect()
+            await smtp.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -170,4 +174,8 @@ class Mailer(Lifecycle):
             raise MailRejected(text) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise MailUnavailable(f"mail server {e.host}:{e.port} unavailable: {type(exc).__name__}: {exc}") from exc
+        finally:
+            # No QUIT round trip: the 250 after DATA is the server taking the message, and every moment
+            # between it and the caller recording the step is a window in which a crash sends it twice.
+            smtp.close()
         return message_id

@@ -60,3 +60,39 @@ class Steps:
             if await cur.fetchone() is not None and effects is not None:
                 await effects(conn, result)
         return result
+
+    async def run_in_transaction(
+        self,
+        event_id: str,
+        step: str,
+        call: Callable[[str], Awaitable[StepResult]],
+        *,
+        effects: Effects | None = None,
+    ) -> StepResult:
+        """``run`` for a system without idempotency keys (SMTP): the step's row is written before the
+        call and committed right after its answer, in one transaction that holds a database connection
+        during the call. A crash then repeats the effect only if it falls between the system's answer
+        and that commit, instead of anywhere until a connection for the record is free."""
+        key = idempotency_key(self.service, event_id, step)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, '{}')
+                   ON CONFLICT DO NOTHING RETURNING 1""",
+                (self.service, event_id, step),
+            )
+            if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
+                cur = await conn.execute(
+                    "SELECT result FROM workflow_steps WHERE service = %s AND event_id = %s AND step = %s",
+                    (self.service, event_id, step),
+                )
+                row = await cur.fetchone()
+                return dict(row["result"]) if row else {}  # type: ignore[call-overload]
+            result = await call(key)
+            await conn.execute(
+                """UPDATE workflow_steps SET result = %s, finished_at = now()
+                   WHERE service = %s AND event_id = %s AND step = %s""",
+                (Jsonb(result), self.service, event_id, step),
+            )
+            if effects is not None:
+                await effects(conn, result)
+        return result

@@ -12,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import json
+import time
 from dataclasses import asdict
 from email.message import EmailMessage
 from typing import Any
@@ -132,6 +133,7 @@ class MailHandler:
         html = message.get_body(("html",))
         self.sandbox.emails.append(
             {
+                "at": time.time(),
                 "mail_from": envelope.mail_from,
                 "rcpt_to": list(envelope.rcpt_tos),
                 "from": str(message.get("From", "")),

@@ -1,0 +1,96 @@
+"""What every order workflow service is made of: a consumer of canonical order events with its own
+group, retry tiers and DLQ, resumable steps, and the connectors to its external systems.
+
+A workflow declares its settings (a ``WorkflowSettings`` with its own env prefix) and a handler;
+``WorkflowService`` wires database, connectors and the consumer runtime into one lifecycle group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from hookstream_schemas import topics
+from pydantic_settings import BaseSettings
+
+from hookstream.avro import AvroSerde, SchemaStore
+from hookstream.connectors import Endpoint
+from hookstream.consumer import ConsumerService, ConsumerSettings, Handler
+from hookstream.consumer.steps import Steps
+from hookstream.db import Database
+from hookstream.lifecycle import Lifecycle, LifecycleGroup
+from hookstream.sensors import Sensors
+from hookstream.settings import CommaList, KafkaSettings
+
+
+class WorkflowSettings(BaseSettings):
+    """Shared by every workflow; a subclass gives the env prefix and its own ``service_name`` default."""
+
+    retry_delays: CommaList = ["5s", "1m", "10m", "1h"]
+    retry_jitter: float = 0.1
+    commit_interval_ms: int = 1_000
+    # Where it reads; change them only to run a second, separate pipeline (tests do).
+    service_name: str = ""
+    input_topic: str = topics.ORDER_EVENTS.name
+
+
+class SystemSettings(WorkflowSettings):
+    """A workflow that talks to one external system over HTTP."""
+
+    url: str = ""
+    auth_header: str | None = None  # "Authorization: Bearer <token>"
+    timeout_ms: int = 5_000
+
+    def endpoint(self, system: str) -> Endpoint:
+        prefix = str(self.model_config.get("env_prefix", ""))
+        return Endpoint(system, self.url, self.auth_header, self.timeout_ms, prefix)
+
+
+class WorkflowParts:
+    """What a workflow's handler is built from."""
+
+    def __init__(self, db: Database, steps: Steps, canonical: AvroSerde) -> None:
+        self.db = db
+        self.steps = steps
+        self.canonical = canonical
+
+
+class WorkflowService(LifecycleGroup):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        *,
+        settings: WorkflowSettings,
+        handler: Callable[[WorkflowParts], Handler],
+        connectors: Sequence[Lifecycle] = (),
+        consumer: ConsumerSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        sensors: Sensors | None = None,
+        create_topics: bool = True,
+    ) -> None:
+        """``connectors`` start before the consumer (a check of their settings among them) and stop after it."""
+        s = settings
+        self.db = Database(database_url)
+        parts = WorkflowParts(
+            self.db, Steps(self.db, s.service_name), SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
+        )
+        self.handler = handler(parts)
+        self.consumer = ConsumerService(
+            s.service_name,
+            s.input_topic,
+            self.handler,
+            bootstrap_servers=bootstrap_servers,
+            db=self.db,
+            settings=consumer
+            or ConsumerSettings(
+                retry_delays=s.retry_delays, retry_jitter=s.retry_jitter, commit_interval_ms=s.commit_interval_ms
+            ),
+            kafka=kafka,
+            sensors=sensors,
+            create_topics=False,
+        )
+        super().__init__(
+            s.service_name,
+            [*connectors, self.db, self.consumer],
+            create_topics_on=bootstrap_servers if create_topics else None,
+        )
