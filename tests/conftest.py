@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from hookstream.db import apply_migrations
-from hookstream.kafka import TopicAdmin
+from hookstream.kafka import Producer, TopicAdmin, TopicSpec
+from hookstream.kafka.headers import EVENT_ID
 from psycopg import sql
 
+from tests.normalizer_helpers import CANONICAL
 from tests.servers import Servers, session_servers
 
 
@@ -69,3 +72,19 @@ async def migrated_database_url(database_url: str) -> str:
 def service_name(request: pytest.FixtureRequest) -> str:
     """A consumer service name no other test uses (its group and retry/DLQ topics derive from it)."""
     return _unique(request, "svc", "-")
+
+
+@pytest.fixture
+async def publish(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Any]:
+    """``await publish(*events)``: canonical order events onto this test's own topic (``publish.topic``)."""
+    topic = f"{unique_name}.canonical"
+    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(topic, 3, 3_600_000)])
+    async with Producer(kafka_bootstrap) as producer:
+
+        async def send(*events: dict[str, Any]) -> None:
+            for e in events:
+                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
+                await producer.send(topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
+
+        send.topic = topic  # type: ignore[attr-defined]
+        yield send

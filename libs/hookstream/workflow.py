@@ -63,14 +63,15 @@ class WorkflowService(LifecycleGroup):
         settings: WorkflowSettings,
         handler: Callable[[WorkflowParts], Handler],
         connectors: Sequence[Lifecycle] = (),
+        db: Database | None = None,
         consumer: ConsumerSettings | None = None,
         kafka: KafkaSettings | None = None,
         sensors: Sensors | None = None,
         create_topics: bool = True,
     ) -> None:
-        """``connectors`` start before the consumer (a check of their settings among them) and stop after it."""
+        """``connectors`` (and relays) start before the consumer and stop after it; ``db`` when they need it too."""
         s = settings
-        self.db = Database(database_url)
+        self.db = db or Database(database_url)
         parts = WorkflowParts(
             self.db, Steps(self.db, s.service_name), SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
         )

@@ -12,42 +12,24 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from hookstream.db import Database
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.kafka.headers import EVENT_ID
 from hookstream.store.orders import OrderRefs
 from hookstream_services.inventory.service import InventoryService, InventorySettings
 from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import Faults, Sandbox, SandboxServers
 
 from tests.integration.test_delivery import canonical
-from tests.normalizer_helpers import CANONICAL
 from tests.waiting import until
 
 
 def with_lines(event: dict[str, Any], *skus: str) -> dict[str, Any]:
     event["items"] = [{"sku": sku, "title": sku, "quantity": 1 + n, "unit_price": "5.00"} for n, sku in enumerate(skus)]
     return event
-
-
-@pytest.fixture
-async def publish(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Any]:
-    topic = f"{unique_name}.canonical"
-    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(topic, 3, 3_600_000)])
-    async with Producer(kafka_bootstrap) as producer:
-
-        async def send(*events: dict[str, Any]) -> None:
-            for e in events:
-                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
-                await producer.send(topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
-
-        send.topic = topic  # type: ignore[attr-defined]
-        yield send
 
 
 async def test_inventory_reserves_releases_and_takes_stock_once(
