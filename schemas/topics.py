@@ -31,10 +31,11 @@ RAW = TopicSpec("webhooks.raw.v1", 12, 7 * DAY_MS)  # the upper bound of normali
 RAW_DLQ = TopicSpec("webhooks.raw.v1.dlq", DEFAULT_PARTITIONS, 30 * DAY_MS)
 ORDER_EVENTS = TopicSpec("orders.events.v1", DEFAULT_PARTITIONS, 30 * DAY_MS)
 RISK = TopicSpec("orders.risk.v1", DEFAULT_PARTITIONS, 30 * DAY_MS)  # risk verdicts, keyed by order id
+FULFILLMENT = TopicSpec("orders.fulfillment.v1", DEFAULT_PARTITIONS, 30 * DAY_MS)  # the fulfillment chain's steps
 DELIVERIES = TopicSpec("deliveries.v1", DEFAULT_PARTITIONS, 7 * DAY_MS)
 ALERTS = TopicSpec("hookstream.alerts", 1, 28 * DAY_MS)
 
-CONTRACTS = (RAW, RAW_DLQ, ORDER_EVENTS, RISK, DELIVERIES, ALERTS)
+CONTRACTS = (RAW, RAW_DLQ, ORDER_EVENTS, RISK, FULFILLMENT, DELIVERIES, ALERTS)
 
 # `hookstream dev up` returns once a produce to this topic is acknowledged (tooling only).
 DEV_READY = TopicSpec("hookstream.dev.ready", 1, 3_600_000, config={"segment.ms": "3600000"})

@@ -100,7 +100,7 @@ def test_the_example_service_is_listed_and_refuses_an_unmigrated_database_in_one
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr  # one line, no traceback
-    assert "9 migration(s) not applied" in lines[0]  # the library's eight and the example's own
+    assert "10 migration(s) not applied" in lines[0]  # the library's nine and the example's own
     assert "run `hookstream setup`" in lines[0]
 
 

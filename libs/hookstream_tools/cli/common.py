@@ -29,12 +29,13 @@ class Group(click.Group):
 
 
 async def require_migrated(database_url: str) -> None:
-    """Commands that read or write tables refuse, in one line, to run against a schema that is behind."""
-    from hookstream import registry
-    from hookstream.db.migrations import pending_migrations
-    from hookstream.entrypoint import component_migrations
+    """Commands that read or write tables refuse, in one line, to run against a schema that is behind.
 
-    pending = await pending_migrations(database_url, component_migrations(list(registry.discover().values())))
+    They use the library's shared tables only (the store), so only the library's migrations count: a
+    deployment without, say, fulfillment need not have fulfillment's private tables to use the CLI."""
+    from hookstream.db.migrations import LIBRARY, bundled_migrations, pending_migrations
+
+    pending = await pending_migrations(database_url, {LIBRARY: bundled_migrations()})
     if pending:
         raise ConfigurationError(
             f"the database is missing {len(pending)} migration(s) ({', '.join(pending[:2])}…):"
