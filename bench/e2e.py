@@ -4,7 +4,9 @@
 
 Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (or .hookstream/stack.env: run `hookstream dev up`) and Go
 (bench/loadgen). Every run gets its own topics, database and subscription (deleted afterwards unless
-`--keep`), and starts every service fresh as `hookstream run <name>`: ingress, normalizer, delivery. Then:
+`--keep`), and starts every service fresh as `hookstream run <name>`: ingress, normalizer, delivery (and with
+`--workflows` crm, inventory, notifications, risk and fulfillment, whose systems the sandbox in this process
+plays; latency to the last of an order's workflow effects is printed too). Then:
 1. warm-up: a few webhooks, until the partner has them all (groups assigned, connections open);
 2. idle: nothing sent for ``--idle`` s; cores used per service, Kafka and Postgres included;
 3. per rate: the open-loop generator (bench/loadgen) POSTs distinct, Shopify-signed `orders/create`
@@ -46,12 +48,15 @@ from hookstream.kafka import TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
+from hookstream_tools.sandbox import Sandbox, SandboxServers  # noqa: E402
 
 from bench.common import build_loadgen, fresh_database, pct, serve, start_delivery, stop  # noqa: E402
 from tests.signing import load_sample  # noqa: E402
 
 SECRET = "shpss_e2e_bench"  # noqa: S105 - a throwaway key for the bench's own channel
 ORDER = re.compile(rb'"order_id":"shopify:(\d+)"')
+EFFECT_ORDER = re.compile(r"shopify:(\d+)$")  # /orders/shopify:N, /reservations/shopify:N
+SUBJECT_ORDER = re.compile(r"order (\d+)$")  # "Thank you for your order N"
 PHASE_SPAN = 10_000_000  # order numbers of one phase: first = (phase + 1) * PHASE_SPAN
 
 
@@ -138,6 +143,8 @@ class Phase:
     seconds: float
     stages: dict[str, list[float]] = field(default_factory=dict)
     error_kinds: str = "-"  # e.g. "status503:2,transport:1"
+    effect_latencies_ms: list[float] = field(default_factory=list)  # webhook → last workflow effect
+    effects_complete: int = 0  # orders with every workflow effect
 
     @property
     def flat(self) -> bool:
@@ -230,6 +237,10 @@ def webhook_template(directory: Path) -> tuple[Path, dict[str, str]]:
     sentinel = 987_654_321_987_654
     body["id"] = sentinel
     body["name"] = f"#{sentinel}"
+    # One customer per order, as in a real shop (one email for all would make every order a velocity case).
+    body["email"] = f"e2e-{sentinel}@example.com"
+    if isinstance(body.get("customer"), dict):
+        body["customer"]["email"] = body["email"]
     path = directory / "order.json"
     path.write_text(json.dumps(body).replace(str(sentinel), "{{N}}"))
     headers = {k: v for k, v in headers.items() if k.lower() != "x-shopify-hmac-sha256"}
@@ -273,6 +284,59 @@ def start_services(
     }
 
 
+WORKFLOWS = ("crm", "inventory", "notifications", "risk", "fulfillment")
+
+
+def start_workflows(
+    name: str, bootstrap: str, database_url: str, sandbox: SandboxServers, processes: int
+) -> dict[str, list[subprocess.Popen[bytes]]]:
+    """Every workflow service reading ``<name>.canonical``, talking to the sandbox (in this process)."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "HOOKSTREAM_HEALTH_PORT": "0",
+        "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        "HOOKSTREAM_CRM_URL": sandbox.url("crm"),
+        "HOOKSTREAM_INVENTORY_URL": sandbox.url("erp"),
+        "HOOKSTREAM_RISK_URL": sandbox.url("risk"),
+        "HOOKSTREAM_FULFILLMENT_URL": sandbox.url("warehouse"),
+        "HOOKSTREAM_RISK_VERDICT_TOPIC": f"{name}.risk",
+        "HOOKSTREAM_FULFILLMENT_RISK_TOPIC": f"{name}.risk",
+        "HOOKSTREAM_FULFILLMENT_RISK_SERVICE": f"risk-{name}",
+        "HOOKSTREAM_FULFILLMENT_FULFILLMENT_TOPIC": f"{name}.fulfillment",
+    }
+    for service in ("notifications", "fulfillment"):
+        prefix = f"HOOKSTREAM_{service.upper()}_"
+        env |= {f"{prefix}SMTP_HOST": sandbox.host, f"{prefix}SMTP_PORT": str(sandbox.smtp_port)}
+        env[f"{prefix}SENDER"] = "Shop <orders@shop.example>"
+    for service in WORKFLOWS:
+        prefix = f"HOOKSTREAM_{service.upper()}_"
+        env |= {f"{prefix}SERVICE_NAME": f"{service}-{name}", f"{prefix}INPUT_TOPIC": f"{name}.canonical"}
+    run = [sys.executable, "-m", "hookstream", "run"]
+    return {s: [subprocess.Popen([*run, s], env=env) for _ in range(processes)] for s in WORKFLOWS}
+
+
+def last_effects(sandbox: Sandbox, first: int, last: int) -> dict[int, tuple[int, float]]:
+    """Per order number: how many workflow effects reached the sandbox, and when the last one did."""
+    found: dict[int, tuple[int, float]] = {}
+
+    def seen(number: int, at: float) -> None:
+        if first <= number < last:
+            count, latest = found.get(number, (0, 0.0))
+            found[number] = (count + 1, max(latest, at))
+
+    for call in sandbox.calls:
+        match = EFFECT_ORDER.search(call.path)
+        if match and 200 <= call.status < 300 and not call.replayed:
+            seen(int(match.group(1)), call.at)
+    for message in sandbox.emails:
+        match = SUBJECT_ORDER.search(message["subject"])
+        if match:
+            seen(int(match.group(1)), message["at"])
+    return found
+
+
 def loadgen_command(
     loadgen: Path, url: str, body: Path, headers: dict[str, str], rate: int, duration_s: float, first: int
 ) -> list[str]:
@@ -293,6 +357,8 @@ async def offer(
     duration_s: float,
     first: int,
     drain_timeout_s: float = 120,
+    sandbox: Sandbox | None = None,
+    effects_per_order: int = 0,
 ) -> Phase:
     total = int(rate * duration_s)
     last = first + total
@@ -310,6 +376,14 @@ async def offer(
     deadline = time.monotonic() + drain_timeout_s
     while partner.count(first, last) < total and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+
+    def effects_done() -> int:
+        if sandbox is None or not effects_per_order:
+            return 0
+        return sum(1 for c, _ in last_effects(sandbox, first, last).values() if c >= effects_per_order)
+
+    while sandbox is not None and effects_per_order and effects_done() < total and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
     seconds = time.monotonic() - launched
     cpu = {g.name: g.cpu_s() - cpu_before[g.name] for g in groups}
     start_ns, interval_ns = int(fields["start_ns"]), int(fields["interval_ns"])
@@ -319,6 +393,13 @@ async def offer(
         if n in partner.arrivals
     ]
     steady = [(t, b) for t, b in samples if 5 <= t <= duration_s]
+    effect_latencies: list[float] = []
+    complete = 0
+    if sandbox is not None:
+        for n, (count, at) in last_effects(sandbox, first, last).items():
+            if count >= effects_per_order:
+                complete += 1
+                effect_latencies.append((at * 1e9 - (start_ns + (n - first) * interval_ns)) / 1e6)
     accepted, split = await asyncio.to_thread(stages, bootstrap, name, partner, first, last, start_ns, interval_ns)
     return Phase(
         rate=rate,
@@ -333,6 +414,8 @@ async def offer(
         seconds=seconds,
         stages=split,
         error_kinds=fields.get("error_kinds", "-"),
+        effect_latencies_ms=effect_latencies,
+        effects_complete=complete,
     )
 
 
@@ -359,7 +442,8 @@ def report(
     names = [g.name for g in groups]
     pipeline = [n for n in names if n != "harness"]
     print(
-        f"\ne2e bench: Shopify orders/create → ingress → normalizer → delivery → partner;"
+        f"\ne2e bench: Shopify orders/create → ingress → normalizer → delivery → partner"
+        f"{' (and every workflow)' if args.workflows else ''};"
         f" {args.processes} process(es) per service, cores={os.cpu_count()}, {args.duration:.0f} s per rate"
     )
     print(
@@ -381,6 +465,14 @@ def report(
     for p in phases:
         cells = [f"{pct(v, 0.5):7.1f} /{pct(v, 0.95):7.1f}" for v in p.stages.values()]
         print(f"{p.rate:>6}/s " + " | ".join(cells))
+    if args.workflows:
+        print(f"webhook → last workflow effect ({', '.join(WORKFLOWS)} via the sandbox), ms p50/p95/p99:")
+        for p in phases:
+            v = p.effect_latencies_ms
+            print(
+                f"{p.rate:>6}/s {pct(v, 0.5):8.1f} {pct(v, 0.95):8.1f} {pct(v, 0.99):8.1f}"
+                f"   orders with every effect: {p.effects_complete}/{p.sent}"
+            )
     for p in phases:
         if p.errors:
             print(f"{p.rate:>6}/s not answered 200: {p.error_kinds}")
@@ -404,6 +496,9 @@ async def main() -> None:
     parser.add_argument("--idle", type=float, default=20, help="seconds of measuring the idle pipeline")
     parser.add_argument("--processes", type=int, default=1, help="processes per service (ingress workers too)")
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and database for a look afterwards")
+    parser.add_argument(
+        "--workflows", action="store_true", help="also run crm, inventory, notifications, risk, fulfillment (sandbox)"
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     stack = StackSettings()
@@ -435,6 +530,11 @@ async def main() -> None:
         )
         port = free_port()
         procs = start_services(name, bootstrap, database_url, config, port, args.processes)
+        sandbox: SandboxServers | None = None
+        if args.workflows:
+            sandbox = await SandboxServers(Sandbox()).__aenter__()
+            procs |= start_workflows(name, bootstrap, database_url, sandbox, args.processes)
+        world = sandbox.sandbox if sandbox else None
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", [p for ps in procs.values() for p in ps])
             kafka_pid = listener_pid(int(bootstrap.rsplit(":", 1)[1]))
@@ -451,6 +551,14 @@ async def main() -> None:
             warm = await offer(bootstrap, name, warm_cmd, partner, groups, 20, 5, 1, 90)
             if warm.delivered < warm.sent:
                 sys.exit(f"error: only {warm.delivered} of {warm.sent} warm-up webhooks reached the partner")
+            per_order = 0
+            if world is not None:
+                await asyncio.sleep(10)  # the workflows start and join their groups meanwhile
+                counts = [c for c, _ in last_effects(world, 1, 1 + warm.sent).values()]
+                per_order = max(counts, default=0)
+                if not per_order:
+                    sys.exit("error: no workflow effect reached the sandbox during the warm-up")
+                print(f"workflow effects per order: {per_order}", file=sys.stderr)
             await asyncio.sleep(5)  # commits, relays and the warm-up's housekeeping settle
             print(f"measuring idle for {args.idle:.0f} s ...", file=sys.stderr)
             idle = await idle_cores(groups, args.idle)
@@ -459,12 +567,27 @@ async def main() -> None:
                 first = (i + 1) * PHASE_SPAN
                 print(f"offering {rate}/s for {args.duration:.0f} s ...", file=sys.stderr)
                 cmd = loadgen_command(loadgen, url, body, headers, rate, args.duration, first)
-                phases.append(await offer(bootstrap, name, cmd, partner, groups, rate, args.duration, first))
+                phases.append(
+                    await offer(
+                        bootstrap,
+                        name,
+                        cmd,
+                        partner,
+                        groups,
+                        rate,
+                        args.duration,
+                        first,
+                        sandbox=world,
+                        effects_per_order=per_order,
+                    )
+                )
                 await asyncio.sleep(3)
             rss = {g.name: g.rss_mb() for g in groups}
         finally:
             stop([p for ps in procs.values() for p in ps])
             await runner.cleanup()
+            if sandbox is not None:
+                await sandbox.stop()
             if not args.keep:
                 clean_up(bootstrap, base_url, name)
     report(args, phases, idle, groups, rss)
