@@ -10,9 +10,11 @@ import pytest
 from hookstream.db import apply_migrations
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
+from hookstream_tools.sandbox import Sandbox, SandboxServers
 from psycopg import sql
 
 from tests.normalizer_helpers import CANONICAL
+from tests.sandbox_process import SandboxProcess
 from tests.servers import Servers, session_servers
 
 
@@ -88,3 +90,20 @@ async def publish(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Any]:
 
         send.topic = topic  # type: ignore[attr-defined]
         yield send
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServers]:
+    """The sandbox's systems and SMTP server in this process, on free ports."""
+    async with SandboxServers(Sandbox(seed=1)) as servers:
+        yield servers
+
+
+@pytest.fixture
+def sandbox_process() -> Iterator[SandboxProcess]:
+    """The sandbox as `hookstream run sandbox` (its own process), stopped afterwards."""
+    process = SandboxProcess("--seed", "11")
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -8,12 +8,13 @@ A workflow declares its settings (a ``WorkflowSettings`` with its own env prefix
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hookstream_schemas import topics
 from pydantic_settings import BaseSettings
 
 from hookstream.avro import AvroSerde, SchemaStore
-from hookstream.connectors import Endpoint
+from hookstream.connectors import Endpoint, HttpConnector
 from hookstream.consumer import ConsumerService, ConsumerSettings, Handler
 from hookstream.consumer.steps import Steps
 from hookstream.db import Database
@@ -54,6 +55,36 @@ class WorkflowParts:
         self.canonical = canonical
 
 
+def workflow_consumer(
+    settings: WorkflowSettings,
+    name: str,
+    topic: str,
+    handler: Handler,
+    *,
+    bootstrap_servers: str,
+    db: Database,
+    consumer: ConsumerSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    sensors: Sensors | None = None,
+) -> ConsumerService:
+    """A workflow's consumer of ``topic`` in group ``hookstream.<name>``, with the workflow's retry tiers."""
+    s = settings
+    return ConsumerService(
+        name,
+        topic,
+        handler,
+        bootstrap_servers=bootstrap_servers,
+        db=db,
+        settings=consumer
+        or ConsumerSettings(
+            retry_delays=s.retry_delays, retry_jitter=s.retry_jitter, commit_interval_ms=s.commit_interval_ms
+        ),
+        kafka=kafka,
+        sensors=sensors,
+        create_topics=False,
+    )
+
+
 class WorkflowService(LifecycleGroup):
     def __init__(
         self,
@@ -76,22 +107,45 @@ class WorkflowService(LifecycleGroup):
             self.db, Steps(self.db, s.service_name), SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
         )
         self.handler = handler(parts)
-        self.consumer = ConsumerService(
+        self.consumer = workflow_consumer(
+            s,
             s.service_name,
             s.input_topic,
             self.handler,
             bootstrap_servers=bootstrap_servers,
             db=self.db,
-            settings=consumer
-            or ConsumerSettings(
-                retry_delays=s.retry_delays, retry_jitter=s.retry_jitter, commit_interval_ms=s.commit_interval_ms
-            ),
+            consumer=consumer,
             kafka=kafka,
             sensors=sensors,
-            create_topics=False,
         )
         super().__init__(
             s.service_name,
             [*connectors, self.db, self.consumer],
             create_topics_on=bootstrap_servers if create_topics else None,
+        )
+
+
+class SystemWorkflow(WorkflowService):
+    """A workflow whose handler talks to one external system over HTTP: ``handler(api, parts)``."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        *,
+        settings: SystemSettings,
+        system: str,
+        handler: Callable[[HttpConnector, WorkflowParts], Handler],
+        **options: Any,
+    ) -> None:
+        """``options``: ``consumer``, ``kafka``, ``sensors``, ``create_topics`` as for ``WorkflowService``."""
+        self.settings = settings
+        self.connector = HttpConnector(settings.endpoint(system))
+        super().__init__(
+            bootstrap_servers,
+            database_url,
+            settings=settings,
+            handler=lambda parts: handler(self.connector, parts),
+            connectors=[self.connector],
+            **options,
         )

@@ -12,11 +12,12 @@ carries an Idempotency-Key of (service, event id, step).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from hookstream.avro import AvroSerde
+from hookstream.connectors import SystemApi
 from hookstream.consumer import Record
 from hookstream.consumer.steps import StepResult, Steps
 from hookstream.errors import PermanentError
@@ -27,12 +28,8 @@ STATUS_UPDATES = frozenset({"order.paid", "order.fulfilled", "order.shipped", "o
 FLAGS = {"order.payment_failed": "payment_failed"}
 
 
-class Api(Protocol):
-    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
-
-
 class CrmSync:
-    def __init__(self, api: Api, steps: Steps, canonical: AvroSerde) -> None:
+    def __init__(self, api: SystemApi, steps: Steps, canonical: AvroSerde) -> None:
         self.api = api
         self.steps = steps
         self.canonical = canonical

@@ -1,12 +1,10 @@
-"""The CRM workflow: its settings and its parts (the CRM connector, the consumer runtime)."""
+"""The CRM workflow: its settings, and its handler wired to the CRM."""
 
 from __future__ import annotations
 
-from hookstream.connectors import HttpConnector
-from hookstream.consumer import ConsumerSettings
-from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
-from hookstream.workflow import SystemSettings, WorkflowParts, WorkflowService
+from typing import Any
+
+from hookstream.workflow import SystemSettings, SystemWorkflow
 from hookstream_services.crm.handler import CrmSync
 from pydantic_settings import SettingsConfigDict
 
@@ -19,32 +17,13 @@ class CrmSettings(SystemSettings):
     service_name: str = "crm"
 
 
-class CrmService(WorkflowService):
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        database_url: str,
-        *,
-        settings: CrmSettings,
-        consumer: ConsumerSettings | None = None,
-        kafka: KafkaSettings | None = None,
-        sensors: Sensors | None = None,
-        create_topics: bool = True,
-    ) -> None:
-        self.settings = settings
-        self.connector = HttpConnector(settings.endpoint("crm"))
-
-        def handler(parts: WorkflowParts) -> CrmSync:
-            return CrmSync(self.connector, parts.steps, parts.canonical)
-
+class CrmService(SystemWorkflow):
+    def __init__(self, bootstrap_servers: str, database_url: str, *, settings: CrmSettings, **options: Any) -> None:
         super().__init__(
             bootstrap_servers,
             database_url,
             settings=settings,
-            handler=handler,
-            connectors=[self.connector],
-            consumer=consumer,
-            kafka=kafka,
-            sensors=sensors,
-            create_topics=create_topics,
+            system="crm",
+            handler=lambda api, parts: CrmSync(api, parts.steps, parts.canonical),
+            **options,
         )

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import psycopg
 from hookstream.avro import AvroSerde
-from hookstream.connectors import SystemRejected
+from hookstream.connectors import SystemApi, SystemRejected
 from hookstream.connectors.email import Attachment, Rendered, Templates
 from hookstream.consumer import Record
 from hookstream.consumer.steps import StepResult, Steps
@@ -44,10 +44,6 @@ from hookstream_services.fulfillment.documents import Seller, render
 from psycopg.types.json import Jsonb
 
 log = logging.getLogger("hookstream.fulfillment")
-
-
-class Api(Protocol):
-    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
 
 
 class Mail(Protocol):
@@ -80,7 +76,7 @@ class Chain:
     def __init__(
         self,
         db: Database,
-        warehouse: Api,
+        warehouse: SystemApi,
         mail: Mail,
         templates: Templates,
         steps: Steps,

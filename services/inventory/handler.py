@@ -8,23 +8,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from hookstream.avro import AvroSerde
-from hookstream.connectors import SystemRejected
+from hookstream.connectors import SystemApi, SystemRejected
 from hookstream.consumer import Record
 from hookstream.consumer.steps import StepResult, Steps
 from hookstream.errors import PermanentError
 from hookstream.store.orders import set_order_ref
 
 
-class Api(Protocol):
-    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
-
-
 class Stock:
-    def __init__(self, api: Api, steps: Steps, canonical: AvroSerde) -> None:
+    def __init__(self, api: SystemApi, steps: Steps, canonical: AvroSerde) -> None:
         self.api = api
         self.steps = steps
         self.canonical = canonical

@@ -1,12 +1,10 @@
-"""The inventory workflow: its settings and its parts (the ERP connector, the consumer runtime)."""
+"""The inventory workflow: its settings, and its handler wired to the ERP."""
 
 from __future__ import annotations
 
-from hookstream.connectors import HttpConnector
-from hookstream.consumer import ConsumerSettings
-from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
-from hookstream.workflow import SystemSettings, WorkflowParts, WorkflowService
+from typing import Any
+
+from hookstream.workflow import SystemSettings, SystemWorkflow
 from hookstream_services.inventory.handler import Stock
 from pydantic_settings import SettingsConfigDict
 
@@ -19,32 +17,15 @@ class InventorySettings(SystemSettings):
     service_name: str = "inventory"
 
 
-class InventoryService(WorkflowService):
+class InventoryService(SystemWorkflow):
     def __init__(
-        self,
-        bootstrap_servers: str,
-        database_url: str,
-        *,
-        settings: InventorySettings,
-        consumer: ConsumerSettings | None = None,
-        kafka: KafkaSettings | None = None,
-        sensors: Sensors | None = None,
-        create_topics: bool = True,
+        self, bootstrap_servers: str, database_url: str, *, settings: InventorySettings, **options: Any
     ) -> None:
-        self.settings = settings
-        self.connector = HttpConnector(settings.endpoint("erp"))
-
-        def handler(parts: WorkflowParts) -> Stock:
-            return Stock(self.connector, parts.steps, parts.canonical)
-
         super().__init__(
             bootstrap_servers,
             database_url,
             settings=settings,
-            handler=handler,
-            connectors=[self.connector],
-            consumer=consumer,
-            kafka=kafka,
-            sensors=sensors,
-            create_topics=create_topics,
+            system="erp",
+            handler=lambda api, parts: Stock(api, parts.steps, parts.canonical),
+            **options,
         )

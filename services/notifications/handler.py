@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hookstream.avro import AvroSerde
+from hookstream.connectors import SystemApi
 from hookstream.connectors.email import Rendered, Templates
 from hookstream.consumer import Record
 from hookstream.consumer.steps import Steps
@@ -38,10 +39,6 @@ class Mail(Protocol):
     async def send(self, *, sender: str, to: str, rendered: Rendered, idempotency_key: str) -> str: ...
 
 
-class Texts(Protocol):
-    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class Senders:
     default: str
@@ -55,7 +52,7 @@ class Notify:
     def __init__(
         self,
         mail: Mail,
-        sms: Texts | None,
+        sms: SystemApi | None,
         templates: Templates,
         steps: Steps,
         canonical: AvroSerde,

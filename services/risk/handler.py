@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from hookstream.avro import AvroSerde
+from hookstream.connectors import SystemApi
 from hookstream.consumer import Record
 from hookstream.consumer.steps import Steps
 from hookstream.db import Database
@@ -21,15 +22,11 @@ from hookstream_services.risk.rules import History, Rules, score, total_of
 from psycopg.types.json import Jsonb
 
 
-class Api(Protocol):
-    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
-
-
 class Assess:
     def __init__(
         self,
         db: Database,
-        api: Api,
+        api: SystemApi,
         steps: Steps,
         canonical: AvroSerde,
         rules: Rules,

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from hookstream.consumer.dlq import list_dead_letters, redrive
 from hookstream.db import Database
@@ -15,10 +14,11 @@ from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
 from hookstream.store.orders import OrderRefs
 from hookstream_services.crm.service import CrmService, CrmSettings
-from hookstream_tools.sandbox import Sandbox, SandboxServers
+from hookstream_tools.sandbox import SandboxServers
 
 from tests.integration.test_delivery import canonical
 from tests.normalizer_helpers import CANONICAL
+from tests.sandbox_process import set_faults
 from tests.waiting import until
 
 
@@ -36,12 +36,6 @@ def order_events(n: int) -> list[dict[str, Any]]:
         created["items"] = [{"sku": "SKU-1", "title": "Mug", "quantity": 2, "unit_price": "10.00"}]
         events += [created, canonical(f"p{i}", order, 2, "order.paid"), canonical(f"s{i}", order, 3, "order.shipped")]
     return events
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServers]:
-    async with SandboxServers(Sandbox(seed=7)) as servers:
-        yield servers
 
 
 @pytest.fixture
@@ -70,16 +64,11 @@ async def crm(
         yield {"settings": settings, "db": db, "publish": publish, "producer": producer}
 
 
-async def _faults(servers: SandboxServers, **faults: object) -> None:
-    async with aiohttp.ClientSession() as s, s.put(f"{servers.http_url}/_sandbox/faults/crm", json=faults) as r:
-        assert r.status == 200, await r.text()
-
-
 async def test_every_crm_effect_happens_once_in_order_despite_failures_and_timeouts(
     crm: dict[str, Any], sandbox: SandboxServers, kafka_bootstrap: str, migrated_database_url: str
 ) -> None:
     # 30 % of calls fail with 503, 10 % are done but answered too late (the client times out).
-    await _faults(sandbox, fail_rate=0.3, timeout_rate=0.1, hang_ms=600)
+    await set_faults(sandbox, "crm", fail_rate=0.3, timeout_rate=0.1, hang_ms=600)
     orders = 12
     async with CrmService(kafka_bootstrap, migrated_database_url, settings=crm["settings"]):
         await crm["publish"](*order_events(orders))
@@ -124,7 +113,7 @@ async def test_a_refused_call_is_dead_lettered_with_the_crm_answer_and_redriven_
     crm: dict[str, Any], sandbox: SandboxServers, kafka_bootstrap: str, migrated_database_url: str
 ) -> None:
     settings: CrmSettings = crm["settings"]
-    await _faults(sandbox, refuse=True)
+    await set_faults(sandbox, "crm", refuse=True)
     async with CrmService(kafka_bootstrap, migrated_database_url, settings=settings):
         await crm["publish"](canonical("c1", "shopify:1", 1, "order.created"))
         letters: list[Any] = []
@@ -139,7 +128,7 @@ async def test_a_refused_call_is_dead_lettered_with_the_crm_answer_and_redriven_
         assert "refuses this request" in reason
         assert sandbox.sandbox.effects("crm") == []
 
-        await _faults(sandbox)  # the CRM is fixed
+        await set_faults(sandbox, "crm")  # the CRM is fixed
         await redrive(crm["producer"], crm["db"], settings.service_name, letters)
         await until(lambda: len(sandbox.sandbox.effects("crm")) == 1, timeout_s=30, what="the redriven upsert")
         await asyncio.sleep(1.0)

@@ -13,7 +13,7 @@ from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID
 from hookstream_services.notifications.service import NotificationService, NotificationSettings
-from hookstream_tools.sandbox import Faults, Sandbox, SandboxServers
+from hookstream_tools.sandbox import Faults, SandboxServers
 
 from tests.integration.test_delivery import canonical
 from tests.normalizer_helpers import CANONICAL
@@ -38,12 +38,6 @@ def customer_events(order: str, n: int) -> list[dict[str, Any]]:
         "phone": f"+4412345{n:05}" if n % 2 == 0 else None,
     }
     return [created, shipped]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServers]:
-    async with SandboxServers(Sandbox(seed=3)) as servers:
-        yield servers
 
 
 @pytest.fixture

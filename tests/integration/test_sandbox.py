@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import smtplib
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import aiohttp
@@ -18,18 +11,9 @@ import pytest
 from hookstream.connectors import Endpoint, HttpConnector, SystemRejected, SystemUnavailable
 from hookstream.errors import ConfigurationError
 from hookstream_tools.devstack.process import free_port
-from hookstream_tools.sandbox import Sandbox, SandboxServers
+from hookstream_tools.sandbox import SandboxServers
 
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServers]:
-    async with SandboxServers(Sandbox(seed=1)) as servers:
-        yield servers
-
-
-async def _faults(servers: SandboxServers, system: str, **faults: object) -> None:
-    async with aiohttp.ClientSession() as s, s.put(f"{servers.http_url}/_sandbox/faults/{system}", json=faults) as r:
-        assert r.status == 200, await r.text()
+from tests.sandbox_process import SandboxProcess, set_faults
 
 
 async def test_writes_are_idempotent_by_key_and_faults_are_what_was_asked(sandbox: SandboxServers) -> None:
@@ -49,21 +33,21 @@ async def test_writes_are_idempotent_by_key_and_faults_are_what_was_asked(sandbo
         with pytest.raises(SystemRejected, match="404"):
             await crm.call("PATCH", "/orders/nope", {"status": "paid"}, idempotency_key="k3")
 
-        await _faults(sandbox, "crm", fail_rate=1.0, retry_after_s=7)
+        await set_faults(sandbox, "crm", fail_rate=1.0, retry_after_s=7)
         with pytest.raises(SystemUnavailable) as unavailable:
             await crm.call("PATCH", "/orders/o1", {"status": "paid"}, idempotency_key="k4")
         assert unavailable.value.retriable
         assert unavailable.value.retry_after_ms == 7_000
 
-        await _faults(sandbox, "crm", timeout_rate=1.0, hang_ms=2_000)
+        await set_faults(sandbox, "crm", timeout_rate=1.0, hang_ms=2_000)
         with pytest.raises(SystemUnavailable, match="no answer within 300 ms"):
             await crm.call("PATCH", "/orders/o1", {"status": "paid"}, idempotency_key="k5")
         # The timed-out write happened: its retry is answered from the first answer, not done again.
-        await _faults(sandbox, "crm")
+        await set_faults(sandbox, "crm")
         replay = await crm.call("PATCH", "/orders/o1", {"status": "paid"}, idempotency_key="k5")
         assert replay["status"] == "paid"
 
-        await _faults(sandbox, "crm", refuse=True)
+        await set_faults(sandbox, "crm", refuse=True)
         with pytest.raises(SystemRejected, match="422"):
             await crm.call("PUT", "/orders/o2", {}, idempotency_key="k6")
 
@@ -135,40 +119,9 @@ async def test_smtp_messages_are_kept_with_their_parts(sandbox: SandboxServers) 
     assert sandbox.sandbox.summary()["email"] == {"messages": 2, "duplicates": 1, "refused": 0}
 
 
-def test_hookstream_run_sandbox_serves_until_sigterm() -> None:
-    http_port, smtp_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hookstream",
-            "run",
-            "sandbox",
-            "--http-port",
-            str(http_port),
-            "--smtp-port",
-            str(smtp_port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/_sandbox/summary", timeout=1) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the sandbox did not answer within 30 s"
-                time.sleep(0.2)
-        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=5) as smtp:
-            assert smtp.noop()[0] == 250
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    assert f"crm http://127.0.0.1:{http_port}/crm" in out
+def test_hookstream_run_sandbox_serves_until_sigterm(sandbox_process: SandboxProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", sandbox_process.smtp_port, timeout=5) as smtp:
+        assert smtp.noop()[0] == 250
+    code, out, err = sandbox_process.stop()
+    assert code == 0, err
+    assert f"crm {sandbox_process.url}/crm" in out

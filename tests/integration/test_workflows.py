@@ -4,26 +4,21 @@ process mid-run (real broker, database, and the sandbox as a process of its own)
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
-import pytest
 from hookstream.db import Database
 from hookstream.store.orders import OrderRefs
 from hookstream_services.inventory.service import InventoryService, InventorySettings
-from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import Faults, Sandbox, SandboxServers
 
 from tests.integration.test_delivery import canonical
+from tests.sandbox_process import SandboxProcess, get_json, set_faults
 from tests.waiting import until
 
 
@@ -79,58 +74,12 @@ async def test_inventory_reserves_releases_and_takes_stock_once(
         assert [c.status for c in sandbox.sandbox.calls if c.path == "/reservations/shopify:4"][-1] == 404
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the test's own sandbox
-        return json.loads(response.read())
-
-
-@pytest.fixture
-def sandbox_process() -> Iterator[tuple[str, int]]:
-    """The sandbox as ``hookstream run sandbox`` starts it: its HTTP base URL and SMTP port."""
-    http_port, smtp_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hookstream",
-            "run",
-            "sandbox",
-            "--http-port",
-            str(http_port),
-            "--smtp-port",
-            str(smtp_port),
-            "--seed",
-            "11",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _get(f"{url}/_sandbox/summary")
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the sandbox did not start"
-            time.sleep(0.2)
-    try:
-        yield url, smtp_port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-
-
 async def test_kill_9_of_every_workflow_mid_run_loses_nothing_and_repeats_no_effect(
-    publish: Any, sandbox_process: tuple[str, int], kafka_bootstrap: str, migrated_database_url: str, unique_name: str
+    publish: Any, sandbox_process: SandboxProcess, kafka_bootstrap: str, migrated_database_url: str, unique_name: str
 ) -> None:
-    url, smtp_port = sandbox_process
-    async with aiohttp.ClientSession() as session:
-        for system in ("crm", "erp", "smtp"):
-            faults = {"fail_rate": 0.2, "slow_ms": 20}
-            async with session.put(f"{url}/_sandbox/faults/{system}", json=faults) as answer:
-                assert answer.status == 200
+    url, smtp_port = sandbox_process.url, sandbox_process.smtp_port
+    for system in ("crm", "erp", "smtp"):
+        await set_faults(url, system, fail_rate=0.2, slow_ms=20)
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -168,8 +117,8 @@ async def test_kill_9_of_every_workflow_mid_run_loses_nothing_and_repeats_no_eff
         return subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
 
     def effects() -> dict[str, int]:
-        summary = _get(f"{url}/_sandbox/summary")
-        emails = _get(f"{url}/_sandbox/emails")
+        summary = get_json(f"{url}/_sandbox/summary")
+        emails = get_json(f"{url}/_sandbox/emails")
         return {
             "crm": summary["crm"]["effects"],
             "erp": summary["erp"]["effects"],
@@ -217,11 +166,11 @@ async def test_kill_9_of_every_workflow_mid_run_loses_nothing_and_repeats_no_eff
                 proc.kill()
                 codes[service] = proc.wait()
     assert codes == {"crm": 0, "inventory": 0, "notifications": 0}
-    calls = _get(f"{url}/_sandbox/calls")
+    calls = get_json(f"{url}/_sandbox/calls")
     applied = Counter(c["idempotency_key"] for c in calls if 200 <= c["status"] < 300 and not c["replayed"])
     assert applied.most_common(1)[0][1] == 1, "an effect happened twice"
     assert await asyncio.to_thread(effects) == expected
-    emails = _get(f"{url}/_sandbox/emails")
+    emails = get_json(f"{url}/_sandbox/emails")
     # SMTP has no idempotency: a process killed between the server's 250 and the step's record sends
     # the message again, with the same Message-ID, which a receiver drops. Only messages that were
     # in flight at the kill may be sent twice, and each at most twice; anything else is a bug.

@@ -1,5 +1,5 @@
 """Adapters for the external systems workflows talk to, each behind a small interface."""
 
-from hookstream.connectors.http import Endpoint, HttpConnector, SystemRejected, SystemUnavailable
+from hookstream.connectors.http import Endpoint, HttpConnector, SystemApi, SystemRejected, SystemUnavailable
 
-__all__ = ["Endpoint", "HttpConnector", "SystemRejected", "SystemUnavailable"]
+__all__ = ["Endpoint", "HttpConnector", "SystemApi", "SystemRejected", "SystemUnavailable"]

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiosmtplib
 import jinja2
+from pydantic_settings import BaseSettings
 
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.lifecycle import Lifecycle
@@ -179,3 +180,54 @@ class Mailer(Lifecycle):
             # between it and the caller recording the step is a window in which a crash sends it twice.
             smtp.close()
         return message_id
+
+
+class MailSettings(BaseSettings):
+    """The mail settings of a workflow that sends email (mixed into its settings, under its prefix)."""
+
+    smtp_host: str = ""  # the sandbox's: 127.0.0.1 (port 9525)
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_ms: int = 10_000
+    sender: str = ""  # "Shop <orders@shop.example>"
+    templates_dir: str | None = None  # files here replace the packaged templates of the same name
+
+    def prefix(self) -> str:
+        return str(self.model_config.get("env_prefix", ""))
+
+    def mailer(self) -> Mailer:
+        return Mailer(
+            SmtpEndpoint(
+                self.smtp_host,
+                self.smtp_port,
+                self.smtp_username,
+                self.smtp_password,
+                self.smtp_starttls,
+                self.smtp_timeout_ms,
+                self.prefix(),
+            )
+        )
+
+    def templates(self, package: str, kinds: Iterable[str]) -> Templates:
+        return Templates(package, kinds, override_dir=self.templates_dir, setting=f"{self.prefix()}TEMPLATES_DIR")
+
+
+class MailChecks(Lifecycle):
+    """At start: a sender is set and every template renders with ``sample`` (a one-line error otherwise)."""
+
+    def __init__(self, settings: MailSettings, templates: Templates, sample: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.sample = sample
+
+    async def start(self) -> None:
+        if not self.settings.sender:
+            raise ConfigurationError(
+                f"{self.settings.prefix()}SENDER is not set: give the From address, e.g. 'Shop <orders@shop.example>'"
+            )
+        self.templates.check(self.sample)
+
+    async def stop(self) -> None:
+        return None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,6 +29,12 @@ from hookstream.lifecycle import Lifecycle
 
 EXCERPT_CHARS = 500
 RETRIABLE_STATUS = frozenset({408, 425, 429})
+
+
+class SystemApi(Protocol):
+    """What a workflow's handler needs of a system: ``HttpConnector``, or a fake in unit tests."""
+
+    async def call(self, method: str, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
 
 
 class SystemUnavailable(RetriableError):

@@ -32,11 +32,13 @@ class Steps:
     async def finished(self, event_id: str) -> dict[str, StepResult]:
         """The recorded steps of an event and their results."""
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT step, result FROM workflow_steps WHERE service = %s AND event_id = %s",
-                (self.service, event_id),
-            )
-            return {str(row["step"]): dict(row["result"]) for row in await cur.fetchall()}  # type: ignore[call-overload]
+            return await self._finished(conn, event_id)
+
+    async def _finished(self, conn: psycopg.AsyncConnection[Any], event_id: str) -> dict[str, StepResult]:
+        cur = await conn.execute(
+            "SELECT step, result FROM workflow_steps WHERE service = %s AND event_id = %s", (self.service, event_id)
+        )
+        return {str(row["step"]): dict(row["result"]) for row in await cur.fetchall()}
 
     async def run(
         self,
@@ -81,12 +83,7 @@ class Steps:
                 (self.service, event_id, step),
             )
             if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
-                cur = await conn.execute(
-                    "SELECT result FROM workflow_steps WHERE service = %s AND event_id = %s AND step = %s",
-                    (self.service, event_id, step),
-                )
-                row = await cur.fetchone()
-                return dict(row["result"]) if row else {}  # type: ignore[call-overload]
+                return (await self._finished(conn, event_id)).get(step, {})
             result = await call(key)
             await conn.execute(
                 """UPDATE workflow_steps SET result = %s, finished_at = now()
