@@ -10,14 +10,12 @@ from typing import Any
 import pytest
 from hookstream.consumer.dlq import list_dead_letters, redrive
 from hookstream.db import Database
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.kafka.headers import EVENT_ID
+from hookstream.kafka import Producer
 from hookstream.store.orders import OrderRefs
 from hookstream_services.crm.service import CrmService, CrmSettings
 from hookstream_tools.sandbox import SandboxServers
 
 from tests.integration.test_delivery import canonical
-from tests.normalizer_helpers import CANONICAL
 from tests.sandbox_process import set_faults
 from tests.waiting import until
 
@@ -40,7 +38,7 @@ def order_events(n: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def crm(
-    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, sandbox: SandboxServers
+    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, sandbox: SandboxServers, publish: Any
 ) -> AsyncIterator[dict[str, Any]]:
     settings = CrmSettings(
         url=sandbox.url("crm"),
@@ -51,16 +49,9 @@ async def crm(
         retry_jitter=0,
         commit_interval_ms=200,
         service_name=f"crm-{unique_name}",
-        input_topic=f"{unique_name}.canonical",
+        input_topic=publish.topic,
     )
-    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(settings.input_topic, 3, 3_600_000)])
     async with Database(migrated_database_url) as db, Producer(kafka_bootstrap) as producer:
-
-        async def publish(*events: dict[str, Any]) -> None:
-            for e in events:
-                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
-                await producer.send(settings.input_topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
-
         yield {"settings": settings, "db": db, "publish": publish, "producer": producer}
 
 

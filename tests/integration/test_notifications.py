@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.kafka.headers import EVENT_ID
 from hookstream_services.notifications.service import NotificationService, NotificationSettings
 from hookstream_tools.sandbox import Faults, SandboxServers
 
 from tests.integration.test_delivery import canonical
-from tests.normalizer_helpers import CANONICAL
 from tests.waiting import until
 
 
@@ -42,7 +39,7 @@ def customer_events(order: str, n: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def setup(
-    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, sandbox: SandboxServers
+    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, sandbox: SandboxServers, publish: Any
 ) -> AsyncIterator[dict[str, Any]]:
     settings = NotificationSettings(
         smtp_host="127.0.0.1",
@@ -56,16 +53,9 @@ async def setup(
         retry_jitter=0,
         commit_interval_ms=200,
         service_name=f"notifications-{unique_name}",
-        input_topic=f"{unique_name}.canonical",
+        input_topic=publish.topic,
     )
-    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(settings.input_topic, 3, 3_600_000)])
-    async with Database(migrated_database_url) as db, Producer(kafka_bootstrap) as producer:
-
-        async def publish(*events: dict[str, Any]) -> None:
-            for e in events:
-                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
-                await producer.send(settings.input_topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
-
+    async with Database(migrated_database_url) as db:
         yield {"settings": settings, "db": db, "publish": publish}
 
 
