@@ -1,4 +1,5 @@
-"""The order.paid chain: invoice → (risk clearance) → settlement delay → warehouse → payment email.
+"""The order.paid chain: invoice → (risk clearance) → settlement delay → warehouse → payment email;
+and, beside it, a credit note for a refund.
 
 A step starts only after the one before it succeeded, and every step is resumable (a retry resumes
 at the failed step and never repeats a finished one):
@@ -120,6 +121,8 @@ class Chain:
                 await self.advance(event["order_id"])
         elif kind == "order.cancelled":
             await self._cancel(event["order_id"], event["event_id"])
+        elif kind == "order.refunded":
+            await self._credit_note(event)
 
     async def on_verdict(self, record: Record) -> None:
         verdict = self.verdicts.decode(record.value or b"", record.headers)
@@ -242,6 +245,37 @@ class Chain:
         if new:
             self.on_queued()
         return {"number": invoice.number, "pdf": invoice.pdf}
+
+    async def _credit_note(self, event: dict[str, Any]) -> None:
+        """A credit note for the refund: the refunded amount (``amounts.paid``) or, if the event does not
+        say, the order's total; one per order, numbered like invoices (``CN-<SHOP>-NNNNNN``)."""
+        chain = await self._chain(event["order_id"])
+        order: dict[str, Any] = dict(chain["order_data"]) if chain else await self._order_data(event)
+        refunded = (event.get("amounts") or {}).get("paid") or (order.get("amounts") or {}).get("total")
+        order["amounts"] = {**(order.get("amounts") or {}), "total": refunded}
+        async with self.db.transaction() as conn:
+            note, new = await invoices.issue(
+                conn,
+                shop=str(order["channel"]),
+                kind="credit_note",
+                order_id=event["order_id"],
+                total=refunded,
+                currency=order.get("currency"),
+                render=lambda number: render(
+                    "credit_note",
+                    number,
+                    order,
+                    seller=self.policy.seller,
+                    issued_at=datetime.now(UTC),
+                    font_path=self.policy.font_path,
+                ),
+            )
+            if new:
+                await self._publish(
+                    conn, event["order_id"], event["event_id"], "credit_note_generated", invoice_number=note.number
+                )
+        if new:
+            self.on_queued()
 
     async def _email(
         self, order: dict[str, Any], invoice: dict[str, Any], priority: bool, to: str, key: str

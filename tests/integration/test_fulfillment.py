@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pypdf
@@ -40,7 +44,7 @@ def with_items(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_after_release(
-    publish: Any, kafka_bootstrap: str, migrated_database_url: str, unique_name: str
+    publish: Any, kafka_bootstrap: str, migrated_database_url: str, unique_name: str, tmp_path: Path
 ) -> None:
     from hookstream import registry
     from hookstream.db import apply_migrations
@@ -100,6 +104,15 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
                 await store.decide("shopify:4", "cancelled", "ops@shop")
             await until(lambda: len(requested()) == 3, timeout_s=60, what="b requested after its release")
             await until(lambda: len(warehouse.emails) == 3, timeout_s=30, what="b's payment email")
+            refund = canonical("a-refund", "shopify:1", 3, "order.refunded")
+            refund["amounts"] = {**refund["amounts"], "paid": "20.00"}
+            await publish(refund, refund)  # the second is a redelivery: still one credit note
+
+            async def credit_noted() -> bool:
+                async with Database(migrated_database_url) as db:
+                    return len(await InvoiceStore(db).for_order("shopify:1")) == 2
+
+            await until(credit_noted, timeout_s=30, what="a's credit note")
             await asyncio.sleep(1.5)  # anything more would be a repeated effect
 
         # Each (event, step) once at the warehouse despite failures and timeouts.
@@ -125,9 +138,14 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
             invoices = InvoiceStore(db)
             numbers = {}
             for n in range(1, 5):
-                issued = await invoices.for_order(f"shopify:{n}")
+                issued = [i for i in await invoices.for_order(f"shopify:{n}") if i.kind == "invoice"]
                 assert len(issued) == 1  # c was paid twice: one invoice
                 numbers[n] = issued[0].number
+            credit = [i for i in await invoices.for_order("shopify:1") if i.kind == "credit_note"]
+            assert [(c.number, c.total) for c in credit] == [("CN-SHOPIFY-000001", "20.00")]
+            credit_text = pypdf.PdfReader(io.BytesIO(credit[0].pdf)).pages[0].extract_text()
+            assert "Credit note CN-SHOPIFY-000001" in credit_text
+            assert "-20.00 EUR" in credit_text
             # Numbered without gaps per shop, in the order the invoices were issued.
             assert sorted(numbers.values()) == [f"INV-SHOPIFY-{i:06d}" for i in range(1, 5)]
             invoice_a = await invoices.get(numbers[1])
@@ -153,6 +171,7 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
 
     # The chain's results are events others can follow, each once.
     chain_events = await asyncio.to_thread(read_topic, kafka_bootstrap, settings.fulfillment_topic, expect=13)
+    assert len(chain_events) == 13
     from hookstream.avro import SchemaStore
 
     serde = SchemaStore.bundled().serde("orders.fulfillment.v1")
@@ -165,6 +184,7 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
             ("shopify:1", "invoice_generated"): 1,
             ("shopify:1", "fulfillment_requested"): 1,
             ("shopify:1", "chain_completed"): 1,
+            ("shopify:1", "credit_note_generated"): 1,
             ("shopify:2", "invoice_generated"): 1,
             ("shopify:2", "waiting_for_risk"): 1,
             ("shopify:2", "fulfillment_requested"): 1,
@@ -175,4 +195,25 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
             ("shopify:4", "invoice_generated"): 1,
             ("shopify:4", "waiting_for_risk"): 1,
         }
+    )
+
+    # The documents are retrievable from the CLI.
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": migrated_database_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hookstream", "invoices", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    listed = await asyncio.to_thread(cli, "list", "shopify:1")
+    assert listed.returncode == 0, listed.stderr
+    assert numbers[1] in listed.stdout
+    assert "CN-SHOPIFY-000001  credit_note  20.00 EUR" in listed.stdout
+    target = tmp_path / "a.pdf"
+    got = await asyncio.to_thread(cli, "get", numbers[1], "--out", str(target))
+    assert got.returncode == 0, got.stderr
+    assert target.read_bytes() == invoice_a.pdf
+    missing = await asyncio.to_thread(cli, "get", "INV-NOPE-1")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: no invoice or credit note numbered INV-NOPE-1: `hookstream invoices list ORDER` shows them"
     )

@@ -16,6 +16,7 @@ from hookstream_tools.cli.deliveries import deliveries
 from hookstream_tools.cli.demo import demo
 from hookstream_tools.cli.dev import dev
 from hookstream_tools.cli.dlq import dlq
+from hookstream_tools.cli.invoices import invoices
 from hookstream_tools.cli.orders import orders
 from hookstream_tools.cli.subscriptions import subscriptions
 
@@ -64,7 +65,7 @@ def migrate() -> None:
     sys.exit(setup_command(migrations_only=True))
 
 
-for group in (dev, dlq, subscriptions, deliveries, orders, demo):
+for group in (dev, dlq, subscriptions, deliveries, orders, invoices, demo):
     cli.add_command(group)
 
 
