@@ -76,7 +76,8 @@ class Steps:
         during the call. A crash then repeats the effect only if it falls between the system's answer
         and that commit, instead of anywhere until a connection for the record is free."""
         key = idempotency_key(self.service, event_id, step)
-        async with self.db.transaction() as conn:
+        # Pipelined: the UPDATE after the answer and the COMMIT travel together, one round trip.
+        async with self.db.transaction(pipeline=True) as conn:
             cur = await conn.execute(
                 """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, '{}')
                    ON CONFLICT DO NOTHING RETURNING 1""",
