@@ -222,28 +222,7 @@ class Chain:
 
     async def _invoice(self, order: dict[str, Any], paid: str) -> dict[str, Any]:
         """Issue (or find) the order's invoice; ``invoice_generated`` goes out with the first issue."""
-        order_id = order["order_id"]
-        async with self.db.transaction() as conn:
-            invoice, new = await invoices.issue(
-                conn,
-                shop=str(order["channel"]),
-                kind="invoice",
-                order_id=order_id,
-                total=(order.get("amounts") or {}).get("total"),
-                currency=order.get("currency"),
-                render=lambda number: render(
-                    "invoice",
-                    number,
-                    order,
-                    seller=self.policy.seller,
-                    issued_at=datetime.now(UTC),
-                    font_path=self.policy.font_path,
-                ),
-            )
-            if new:
-                await self._publish(conn, order_id, paid, "invoice_generated", invoice_number=invoice.number)
-        if new:
-            self.on_queued()
+        invoice = await self._issue("invoice", order, paid, "invoice_generated")
         return {"number": invoice.number, "pdf": invoice.pdf}
 
     async def _credit_note(self, event: dict[str, Any]) -> None:
@@ -253,16 +232,20 @@ class Chain:
         order: dict[str, Any] = dict(chain["order_data"]) if chain else await self._order_data(event)
         refunded = (event.get("amounts") or {}).get("paid") or (order.get("amounts") or {}).get("total")
         order["amounts"] = {**(order.get("amounts") or {}), "total": refunded}
+        await self._issue("credit_note", order, event["event_id"], "credit_note_generated")
+
+    async def _issue(self, kind: str, order: dict[str, Any], cause: str, announce: str) -> invoices.Invoice:
+        """The order's document of ``kind``, issued and announced (``cause``:announce) in one transaction."""
         async with self.db.transaction() as conn:
-            note, new = await invoices.issue(
+            document, new = await invoices.issue(
                 conn,
                 shop=str(order["channel"]),
-                kind="credit_note",
-                order_id=event["order_id"],
-                total=refunded,
+                kind=kind,
+                order_id=order["order_id"],
+                total=(order.get("amounts") or {}).get("total"),
                 currency=order.get("currency"),
                 render=lambda number: render(
-                    "credit_note",
+                    kind,
                     number,
                     order,
                     seller=self.policy.seller,
@@ -271,11 +254,10 @@ class Chain:
                 ),
             )
             if new:
-                await self._publish(
-                    conn, event["order_id"], event["event_id"], "credit_note_generated", invoice_number=note.number
-                )
+                await self._publish(conn, order["order_id"], cause, announce, invoice_number=document.number)
         if new:
             self.on_queued()
+        return document
 
     async def _email(
         self, order: dict[str, Any], invoice: dict[str, Any], priority: bool, to: str, key: str
