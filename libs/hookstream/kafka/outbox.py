@@ -2,7 +2,7 @@
 
 ``add_to_outbox`` inserts the record in the caller's transaction. ``OutboxRelay`` publishes the
 rows in id order inside a Kafka transaction that also writes a marker record naming the ids it
-carries (to ``hookstream.<service>.outbox``), then deletes those rows. If the relay dies after the
+carries and their database (to ``hookstream.<service>.outbox``), then deletes those rows. If the relay dies after the
 Kafka commit but before the delete, its successor reads the last committed marker and deletes
 those rows first, so nothing is published twice; if it dies before the commit, the transaction is
 aborted and read_committed consumers never see it. One relay per service holds a Postgres
@@ -115,6 +115,7 @@ class OutboxRelay(Lifecycle):
         self._producer: _RdProducer | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._database = ""
 
     def wake(self) -> None:
         """Rows were just committed in this process: publish them now, without waiting for the notification."""
@@ -179,6 +180,7 @@ class OutboxRelay(Lifecycle):
         self._listener = listener = asyncio.get_running_loop().create_task(self._listen(lock_conn))
         listener.add_done_callback(lambda _: self._wake.set())
         self._producer = await asyncio.to_thread(self._transactional_producer)
+        self._database = await self._database_identity()
         await self._forget_published(await asyncio.to_thread(self._last_marker))
         log.info("outbox relay leading", extra={"service": self.service})
         while True:
@@ -218,8 +220,21 @@ class OutboxRelay(Lifecycle):
         producer.init_transactions(30)
         return producer
 
+    async def _database_identity(self) -> str:
+        """Which database the outbox ids belong to: the cluster's system identifier and the database's
+        oid. A marker written for another database (recreated, or another one using the same broker)
+        names ids that mean nothing here, and trusting it would delete rows never published."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' || d.oid::text AS identity
+                   FROM pg_database d WHERE d.datname = current_database()"""
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return str(row["identity"])
+
     def _last_marker(self) -> list[int]:
-        """The ids named by the last committed marker of this service (empty if none)."""
+        """The ids named by the last committed marker of this service for this database (empty if none)."""
         topic = marker_topic(self.service)
         consumer = Consumer(
             client_config(
@@ -245,13 +260,21 @@ class OutboxRelay(Lifecycle):
                     if message is None:
                         break
                     if message.error() is None and message.key() == self.service.encode():
-                        ids = json.loads(message.value() or b"[]")
+                        ids = self._marker_ids(message.value() or b"[]")
                     position = (message.offset() or position) + 1
                 if ids:
                     break
             return ids
         finally:
             consumer.close()
+
+    def _marker_ids(self, value: bytes) -> list[int]:
+        marker = json.loads(value)
+        # A marker of another database, or one from before markers named theirs, is not trusted: at worst
+        # this database's last batch is published once more (consumers dedupe by event id), never lost.
+        if not isinstance(marker, dict) or marker.get("database") != self._database:
+            return []
+        return [int(i) for i in marker.get("ids", [])]
 
     async def _next_rows(self) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:
@@ -271,7 +294,8 @@ class OutboxRelay(Lifecycle):
                 headers: list[tuple[str, str | bytes | None]] = list(decode_headers(row["headers"]))
                 producer.produce(row["topic"], bytes(row["value"]), key=row["key"], headers=headers)
                 producer.poll(0)
-            producer.produce(marker_topic(self.service), json.dumps(ids).encode(), key=self.service)
+            marker = {"database": self._database, "ids": ids}
+            producer.produce(marker_topic(self.service), json.dumps(marker).encode(), key=self.service)
             producer.commit_transaction(self.transaction_timeout_ms / 1000)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]

@@ -58,4 +58,11 @@ def demo(ingress_port: int, partner_port: int, once: bool) -> None:
         out.print(f"\nThe partner received {len(partner.received)} webhooks, every signature verified:")
         for order_id, history in by_order.items():
             out.print(f"  {order_id}: {' → '.join(history)}", markup=False)
-        out.print("Next: `hookstream subscriptions list`, `hookstream dlq list normalizer`, the tables in Postgres.")
+        if partner.story:
+            out.print("\nWhat the workflows did, order by order (their systems played by the sandbox):")
+            for line in partner.story:
+                out.print(line, markup=False)
+        out.print(
+            "Next: `hookstream orders held`, `hookstream invoices list ORDER`, `hookstream dlq list normalizer`,"
+            " `hookstream subscriptions list`, the tables in Postgres."
+        )

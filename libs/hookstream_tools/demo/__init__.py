@@ -1,9 +1,11 @@
 """``make run`` / ``hookstream demo``: the whole pipeline on one machine, with a partner that checks signatures.
 
-Starts (or reuses) the local stack, runs ingress, normalizer and delivery as `hookstream run`
-processes, subscribes a demo partner endpoint, sends every sample webhook signed with its
-channel's scheme, and prints what reached the partner, order by order, with each signature
-verified by the official ``standardwebhooks`` library. Ctrl-C stops everything it started.
+Starts (or reuses) the local stack, runs ingress, normalizer, delivery and every workflow as
+`hookstream run` processes (the workflows against the sandbox, in this process), subscribes a demo
+partner endpoint, sends every sample webhook signed with its channel's scheme, and prints what
+reached the partner, order by order, with each signature verified by the official
+``standardwebhooks`` library; then, per order, what the CRM, ERP, warehouse, risk platform, mail and
+SMS got, with the invoices written out as PDF files. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from hookstream.errors import HookstreamError
 from hookstream.store.subscriptions import SubscriptionStore
 from standardwebhooks import Webhook, WebhookVerificationError
 
-SERVICES = ("ingress", "normalizer", "delivery")
+from hookstream_tools.demo.story import story
+from hookstream_tools.sandbox import Sandbox, SandboxServers
+
+SERVICES = ("ingress", "normalizer", "delivery", "crm", "inventory", "notifications", "risk", "fulfillment")
 PARTNER = "demo-partner"
 CHANNELS = {  # sample file prefix → (channel, signing scheme)
     "shopify": ("shopify", "shopify"),
@@ -46,6 +51,7 @@ KINDS = dict(CHANNELS.values())
 class PartnerLog:
     secret: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)  # per order, what the workflows' systems got
     rejected: int = 0
     on_event: Callable[[dict[str, Any]], None] = lambda e: None
 
@@ -164,6 +170,8 @@ async def run(
 
     keys = channel_secrets()
     config = write_config(state_dir / "demo" / "hookstream.toml", keys)
+    sandbox = SandboxServers(Sandbox())  # the CRM, ERP, warehouse, risk platform, SMS and mail of the workflows
+    await sandbox.start()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -171,7 +179,16 @@ async def run(
         "HOOKSTREAM_CONFIG": str(config),
         "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
         "HOOKSTREAM_LOG_LEVEL": os.environ.get("HOOKSTREAM_LOG_LEVEL", "WARNING"),
+        "HOOKSTREAM_CRM_URL": sandbox.url("crm"),
+        "HOOKSTREAM_INVENTORY_URL": sandbox.url("erp"),
+        "HOOKSTREAM_RISK_URL": sandbox.url("risk"),
+        "HOOKSTREAM_FULFILLMENT_URL": sandbox.url("warehouse"),
+        "HOOKSTREAM_NOTIFICATIONS_SMS_URL": sandbox.url("sms"),
     }
+    for service in ("NOTIFICATIONS", "FULFILLMENT"):
+        env[f"HOOKSTREAM_{service}_SMTP_HOST"] = sandbox.host
+        env[f"HOOKSTREAM_{service}_SMTP_PORT"] = str(sandbox.smtp_port)
+        env[f"HOOKSTREAM_{service}_SENDER"] = "Demo Shop <orders@demo-shop.example>"
     procs: list[subprocess.Popen[bytes]] = []
     logs = state_dir / "demo"
     try:
@@ -187,7 +204,11 @@ async def run(
                 )
             )
         await asyncio.to_thread(wait_ready, ingress_port, procs, logs)
-        say(f"ingress, normalizer and delivery are running (logs in {logs}/)")
+        say(f"{', '.join(SERVICES)} are running (logs in {logs}/)")
+        say(
+            "the sandbox plays their CRM, ERP, warehouse, risk platform, SMS and mail:"
+            f" {sandbox.http_url}/_sandbox/summary"
+        )
         for channel, headers, body in samples():
             status = await asyncio.to_thread(
                 post,
@@ -196,11 +217,16 @@ async def run(
                 signatures.sign_as(KINDS[channel], keys[channel], headers, body, int(time.time())),
             )
             say(f"  {channel:12} → ingress {status}")
-        last = (len(partner.received), time.monotonic())
+        world = sandbox.sandbox
+
+        def progress() -> int:
+            return len(partner.received) + len(world.calls) + len(world.emails)
+
+        last = (progress(), time.monotonic())
         while True:
             await asyncio.sleep(0.25)
-            if len(partner.received) != last[0]:
-                last = (len(partner.received), time.monotonic())
+            if progress() != last[0]:
+                last = (progress(), time.monotonic())
             if once and partner.received and time.monotonic() - last[1] > quiet_s:
                 break
             for name, proc in zip(SERVICES, procs, strict=True):
@@ -208,6 +234,8 @@ async def run(
                     raise HookstreamError(
                         f"`hookstream run {name}` stopped with {proc.returncode}; see {logs}/{name}.log"
                     )
+        orders = list(dict.fromkeys(e["order_id"] for e in partner.received))
+        partner.story = await story(world, database_url, orders, logs / "invoices")
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -218,4 +246,5 @@ async def run(
             except subprocess.TimeoutExpired:
                 proc.kill()
         await runner.cleanup()
+        await sandbox.stop()
     return partner
