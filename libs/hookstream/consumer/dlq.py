@@ -10,19 +10,18 @@ same dead letter is not sent back twice by accident.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from hookstream.consumer.retry import FAILURE_HEADERS, RetryPolicy
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer
-from hookstream.kafka.admin import client_config
+from hookstream.kafka.admin import client_config, watermarks
 from hookstream.kafka.headers import (
     ATTEMPT,
     ERROR_CLASS,
@@ -97,7 +96,7 @@ def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 
         ends: dict[int, int] = {}
         starts: dict[int, int] = {}
         for partition in metadata.topics[topic].partitions:
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
+            low, high = watermarks(consumer, TopicPartition(topic, partition), timeout_s)
             if high > low:
                 starts[partition], ends[partition] = low, high
         if not ends:
@@ -130,25 +129,6 @@ def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 
         return sorted(letters, key=lambda d: (d.partition, d.offset))
     finally:
         consumer.close()
-
-
-def _watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
-    """Retries while a new topic's partition has no leader yet. librdkafka does not mark
-    NOT_LEADER_FOR_PARTITION retriable here, though a just-created topic answers it for a moment."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            return int(low), int(high)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            transient = error.retriable() or error.code() in _NO_LEADER_YET
-            if not transient or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-_NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
 
 
 async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:

@@ -30,7 +30,7 @@ from hookstream_schemas.topics import TopicSpec, outbox_spec, outbox_topic
 
 from hookstream.db import Database
 from hookstream.errors import HookstreamError
-from hookstream.kafka.admin import client_config
+from hookstream.kafka.admin import client_config, watermarks
 from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
 from hookstream.lifecycle import Lifecycle, cancel
 
@@ -247,7 +247,7 @@ class OutboxRelay(Lifecycle):
             )
         )
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            low, high = watermarks(consumer, TopicPartition(topic, 0), 10)
             if high <= low:
                 return []
             ids: list[int] = []
