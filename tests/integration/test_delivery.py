@@ -16,8 +16,7 @@ import pytest
 from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError
-from hookstream.kafka import Producer, TopicAdmin, TopicSpec
-from hookstream.kafka.headers import EVENT_ID
+from hookstream.kafka import Producer
 from hookstream.store.deliveries import ATTEMPTED, DELIVERY, delivery_id, resend
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_schemas.topics import ALERTS
@@ -25,7 +24,6 @@ from hookstream_services.delivery.service import DeliveryService, DeliverySettin
 from standardwebhooks import Webhook
 
 from tests.kafka_helpers import read_topic
-from tests.normalizer_helpers import CANONICAL
 from tests.partner import Partner, running_partner
 from tests.waiting import until
 
@@ -58,10 +56,12 @@ def canonical(event_id: str, order_id: str, sequence: int, kind: str) -> dict[st
 
 
 @pytest.fixture
-async def stack(kafka_bootstrap: str, migrated_database_url: str, unique_name: str) -> AsyncIterator[dict[str, Any]]:
+async def stack(
+    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, publish: Any
+) -> AsyncIterator[dict[str, Any]]:
     settings = DeliverySettings(
         service_name=f"delivery-{unique_name}",
-        canonical_topic=f"{unique_name}.canonical",
+        canonical_topic=publish.topic,
         deliveries_topic=f"{unique_name}.deliveries",
         retry_schedule=["300ms", "600ms"],
         retry_jitter=0,
@@ -69,17 +69,7 @@ async def stack(kafka_bootstrap: str, migrated_database_url: str, unique_name: s
         subscription_refresh_ms=100,
         commit_interval_ms=200,
     )
-    TopicAdmin(kafka_bootstrap).ensure_topics([TopicSpec(settings.canonical_topic, 3, 3_600_000)])
-    async with (
-        Database(migrated_database_url) as db,
-        Producer(kafka_bootstrap) as producer,
-    ):
-
-        async def publish(*events: dict[str, Any]) -> None:
-            for e in events:
-                headers = [*CANONICAL.headers, (EVENT_ID, e["event_id"].encode())]
-                await producer.send(settings.canonical_topic, CANONICAL.encode(e), key=e["order_id"], headers=headers)
-
+    async with Database(migrated_database_url) as db:
         yield {"settings": settings, "db": db, "store": SubscriptionStore(db), "publish": publish}
 
 
