@@ -75,7 +75,10 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
             fulfillment_topic=f"{unique_name}.fulfillment",
             **common,
         )
-        sandbox.sandbox.systems["warehouse"].faults = Faults(fail_rate=0.3, timeout_rate=0.1, hang_ms=700)
+        # The first warehouse write surely times out (the assertion below needs one), later ones by chance.
+        sandbox.sandbox.systems["warehouse"].faults = Faults(
+            fail_rate=0.3, timeout_rate=0.1, hang_ms=700, timeout_next=1
+        )
         a = with_items(order(1, "a@example.com", "63.71"))  # low risk
         b = with_items(order(2, "b@example.com", "1500.00"))  # held (65), released by an operator
         c = with_items(order(3, "c@example.com", "63.71"))  # paid twice (Shopify, then Stripe)

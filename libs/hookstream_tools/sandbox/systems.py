@@ -29,6 +29,7 @@ class Faults:
     refuse: bool = False  # answer every write 422: a permanent refusal
     retry_after_s: int | None = None
     hang_ms: int = 30_000
+    timeout_next: int = 0  # the next this many writes time out whatever the dice say (tests that need one)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Faults:
@@ -119,6 +120,9 @@ class Sandbox:
         f = self.smtp_faults if system is None else system.faults
         if f.refuse:
             return "refuse"
+        if f.timeout_next > 0:
+            f.timeout_next -= 1
+            return "timeout"
         roll = self.random.random()
         if roll < f.fail_rate:
             return "fail"
