@@ -80,14 +80,18 @@ def up(state_dir: Path | None, kafka_port: int | None, postgres_port: int | None
     from hookstream_tools.devstack import DevStack
 
     stack = DevStack(_dev_settings(state_dir, kafka_port, postgres_port))
+    # Caught before the servers start: a signal that comes while they start (stack.env is
+    # already written by then) still stops both, instead of killing this process and
+    # leaving them running.
+    stop = _StopSignal() if foreground else None
     resolve_jars(stack)
     started = time.monotonic()
     with out.status("Starting Kafka and PostgreSQL…"):
         status = stack.up()
     out.print(f"Stack ready in {time.monotonic() - started:.1f} s", *describe(status), sep="\n")
     out.print(f"Environment written to {stack.settings.stack_env_path} (`source` it in any shell)")
-    if foreground:
-        _stay_in_foreground(stack)
+    if stop is not None:
+        _stay_in_foreground(stack, stop)
 
 
 def describe(status: Any) -> list[str]:
@@ -99,27 +103,31 @@ def describe(status: Any) -> list[str]:
     ]
 
 
-def _stay_in_foreground(stack: Any) -> None:
+class _StopSignal:
+    """SIGINT/SIGTERM set a flag the foreground loop polls."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def _stay_in_foreground(stack: Any, stop: _StopSignal) -> None:
     from hookstream_tools.devstack.process import log_tail
 
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     out.print("Running in the foreground; Ctrl-C stops both servers.")
     exit_code = 0
-    while not stopping:
+    while not stop.requested:
         time.sleep(0.5)
         for name, server in (("Kafka", stack.kafka), ("PostgreSQL", stack.postgres)):
             external = stack.kafka_external if name == "Kafka" else stack.postgres_external
-            if not external and server.pid is None and not stopping:
+            if not external and server.pid is None and not stop.requested:
                 err.print(f"[bold red]{name} exited unexpectedly;[/] last lines of {server.log_path}:")
                 err.print(log_tail(server.log_path), markup=False)
-                stopping, exit_code = True, 1
+                stop.requested, exit_code = True, 1
     out.print("Stopping…")
     stack.down()
     out.print("Stopped.")
