@@ -145,6 +145,7 @@ class Phase:
     error_kinds: str = "-"  # e.g. "status503:2,transport:1"
     effect_latencies_ms: list[float] = field(default_factory=list)  # webhook → last workflow effect
     effects_complete: int = 0  # orders with every workflow effect
+    per_system_ms: dict[str, list[float]] = field(default_factory=dict)  # webhook → that system's effect
 
     @property
     def flat(self) -> bool:
@@ -317,24 +318,29 @@ def start_workflows(
     return {s: [subprocess.Popen([*run, s], env=env) for _ in range(processes)] for s in WORKFLOWS}
 
 
-def last_effects(sandbox: Sandbox, first: int, last: int) -> dict[int, tuple[int, float]]:
-    """Per order number: how many workflow effects reached the sandbox, and when the last one did."""
-    found: dict[int, tuple[int, float]] = {}
+def effects(sandbox: Sandbox, first: int, last: int) -> dict[int, dict[str, float]]:
+    """Per order number: the systems (crm, erp, email, …) a workflow effect reached, and when it last did."""
+    found: dict[int, dict[str, float]] = {}
 
-    def seen(number: int, at: float) -> None:
+    def seen(number: int, system: str, at: float) -> None:
         if first <= number < last:
-            count, latest = found.get(number, (0, 0.0))
-            found[number] = (count + 1, max(latest, at))
+            systems = found.setdefault(number, {})
+            systems[system] = max(systems.get(system, 0.0), at)
 
     for call in sandbox.calls:
         match = EFFECT_ORDER.search(call.path)
         if match and 200 <= call.status < 300 and not call.replayed:
-            seen(int(match.group(1)), call.at)
+            seen(int(match.group(1)), call.system, call.at)
     for message in sandbox.emails:
         match = SUBJECT_ORDER.search(message["subject"])
         if match:
-            seen(int(match.group(1)), message["at"])
+            seen(int(match.group(1)), "email", message["at"])
     return found
+
+
+def last_effects(sandbox: Sandbox, first: int, last: int) -> dict[int, tuple[int, float]]:
+    """Per order number: how many workflow effects reached the sandbox, and when the last one did."""
+    return {n: (len(systems), max(systems.values())) for n, systems in effects(sandbox, first, last).items()}
 
 
 def loadgen_command(
@@ -394,12 +400,16 @@ async def offer(
     ]
     steady = [(t, b) for t, b in samples if 5 <= t <= duration_s]
     effect_latencies: list[float] = []
+    per_system: dict[str, list[float]] = {}
     complete = 0
     if sandbox is not None:
-        for n, (count, at) in last_effects(sandbox, first, last).items():
-            if count >= effects_per_order:
+        for n, systems in effects(sandbox, first, last).items():
+            sent_ns = start_ns + (n - first) * interval_ns
+            for system, at in systems.items():
+                per_system.setdefault(system, []).append((at * 1e9 - sent_ns) / 1e6)
+            if len(systems) >= effects_per_order:
                 complete += 1
-                effect_latencies.append((at * 1e9 - (start_ns + (n - first) * interval_ns)) / 1e6)
+                effect_latencies.append((max(systems.values()) * 1e9 - sent_ns) / 1e6)
     accepted, split = await asyncio.to_thread(stages, bootstrap, name, partner, first, last, start_ns, interval_ns)
     return Phase(
         rate=rate,
@@ -416,6 +426,7 @@ async def offer(
         error_kinds=fields.get("error_kinds", "-"),
         effect_latencies_ms=effect_latencies,
         effects_complete=complete,
+        per_system_ms=per_system,
     )
 
 
@@ -473,6 +484,10 @@ def report(
                 f"{p.rate:>6}/s {pct(v, 0.5):8.1f} {pct(v, 0.95):8.1f} {pct(v, 0.99):8.1f}"
                 f"   orders with every effect: {p.effects_complete}/{p.sent}"
             )
+        print("webhook → each system's effect, ms p50/p95:")
+        for p in phases:
+            cells = [f"{s} {pct(v, 0.5):.0f}/{pct(v, 0.95):.0f}" for s, v in sorted(p.per_system_ms.items())]
+            print(f"{p.rate:>6}/s " + " | ".join(cells))
     for p in phases:
         if p.errors:
             print(f"{p.rate:>6}/s not answered 200: {p.error_kinds}")

@@ -17,10 +17,10 @@ connection is retriable.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import aiosmtplib
 import jinja2
 from pydantic_settings import BaseSettings
 
+from hookstream.connectors import mime
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.lifecycle import Lifecycle
 
@@ -122,9 +123,12 @@ class SmtpEndpoint:
 class Mailer(Lifecycle):
     def __init__(self, endpoint: SmtpEndpoint) -> None:
         self.endpoint = endpoint
+        self._local_hostname: str | None = None
 
     async def start(self) -> None:
         self.endpoint.check()
+        # Looked up once: aiosmtplib would otherwise ask for it in a worker thread on every connection.
+        self._local_hostname = await asyncio.to_thread(socket.getfqdn)
 
     async def stop(self) -> None:
         return None
@@ -139,17 +143,16 @@ class Mailer(Lifecycle):
         attachments: Iterable[Attachment] = (),
     ) -> str:
         """Send one message; its Message-ID (derived from ``idempotency_key``) is returned."""
-        message = EmailMessage()
-        message["From"] = sender
-        message["To"] = to
-        message["Subject"] = rendered.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = message_id = f"<{idempotency_key}@hookstream>"
-        message.set_content(rendered.text)
-        message.add_alternative(rendered.html, subtype="html")
-        for a in attachments:
-            maintype, _, subtype = a.mime_type.partition("/")
-            message.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
+        message_id = f"<{idempotency_key}@hookstream>"
+        outgoing = mime.build(
+            sender=sender,
+            to=to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+            attachments=[(a.filename, a.content, a.mime_type) for a in attachments],
+        )
         e = self.endpoint
         smtp = aiosmtplib.SMTP(
             hostname=e.host,
@@ -158,10 +161,11 @@ class Mailer(Lifecycle):
             password=e.password,
             start_tls=e.starttls,
             timeout=e.timeout_ms / 1000,
+            local_hostname=self._local_hostname,
         )
         try:
             await smtp.connect()
-            await smtp.send_message(message)
+            await smtp.sendmail(outgoing.mail_from, [outgoing.rcpt_to], outgoing.content)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)

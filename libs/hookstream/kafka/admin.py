@@ -96,7 +96,23 @@ class TopicAdmin:
                     raise BrokerUnavailable(
                         f"creating topic {spec.name!r} on {self.bootstrap_servers!r} failed: {error.str()}"
                     ) from exc
+        self._await_leaders([s.name for s in specs])
         return created
+
+    def _await_leaders(self, names: list[str]) -> None:
+        """Return once every partition of these topics (new, or just made by another service) has a leader.
+
+        A client that subscribes or produces in the moment after creation otherwise logs "topic not
+        found in cluster metadata" or fails with an unknown partition, once per topic and service."""
+        deadline = time.monotonic() + self.request_timeout_ms / 1000
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
+            metadata = self._admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+            for name in list(pending):
+                if _has_leaders(metadata.topics.get(name)):
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.05)
 
     def _check_partitions(self, spec: TopicSpec) -> None:
         existing = self.partition_count(spec.name)
@@ -128,6 +144,12 @@ class TopicAdmin:
                     raise
 
 
+def _has_leaders(topic: Any) -> bool:
+    if topic is None or topic.error is not None or not topic.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
+
+
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
     """A partition's low and high watermarks, retried while a new topic's partition has no leader yet.
 
@@ -146,4 +168,6 @@ def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tupl
             time.sleep(0.2)
 
 
-_NO_LEADER_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
+_NO_LEADER_YET = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._UNKNOWN_PARTITION}
+)
