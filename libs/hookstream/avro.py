@@ -7,6 +7,7 @@ so a reader picks the exact writer schema and resolves it into its own version.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -57,14 +58,8 @@ class SchemaStore:
 
     @classmethod
     def bundled(cls) -> SchemaStore:
-        root = resources.files("hookstream_schemas")
-        return cls(
-            [
-                Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
-                for entry in sorted(root.iterdir(), key=lambda e: e.name)
-                if entry.name.endswith(".avsc")
-            ]
-        )
+        """The schemas shipped in ``hookstream_schemas``: package data, so read and parsed once per process."""
+        return _bundled()
 
     def get(self, name: str) -> Schema:
         try:
@@ -80,6 +75,18 @@ class SchemaStore:
 
     def serde(self, name: str) -> AvroSerde:
         return AvroSerde(self, self.get(name))
+
+
+@functools.cache
+def _bundled() -> SchemaStore:
+    root = resources.files("hookstream_schemas")
+    return SchemaStore(
+        [
+            Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
+            for entry in sorted(root.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".avsc")
+        ]
+    )
 
 
 class AvroSerde:

@@ -45,21 +45,21 @@ class CrmSync:
             await self._update(event, {"flag": FLAGS[kind], "last_event": kind})
 
     async def _upsert(self, event: dict[str, Any]) -> None:
-        event_id, order_id = event["event_id"], event["order_id"]
+        order_id = event["order_id"]
+        steps = self.steps.of(event["event_id"])
         customer = event.get("customer") or {}
         contact_id = None
         if customer.get("email"):
             path = f"/contacts/{quote(customer['email'].lower(), safe='')}"
-            contact = await self.steps.run(
-                event_id, "contact", lambda key: self.api.call("PUT", path, _contact(customer), idempotency_key=key)
+            contact = await steps.run(
+                "contact", lambda key: self.api.call("PUT", path, _contact(customer), idempotency_key=key)
             )
             contact_id = _id(contact, "contact")
 
         async def keep_ref(conn: psycopg.AsyncConnection[Any], result: StepResult) -> None:
             await set_order_ref(conn, order_id, "crm", _id(result, "order"))
 
-        await self.steps.run(
-            event_id,
+        await steps.run(
             "order",
             lambda key: self.api.call("PUT", f"/orders/{order_id}", _order(event, contact_id), idempotency_key=key),
             effects=keep_ref,

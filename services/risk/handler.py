@@ -61,29 +61,29 @@ class Assess:
         order_id = event["order_id"]
         email = ((event.get("customer") or {}).get("email") or "").lower() or None
         occurred_at: datetime = event["occurred_at"]
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "SELECT order_id, email, score, reasons, verdict, decided_by, decided_at FROM order_risk"
-                " WHERE order_id = %s",
-                (order_id,),
-            )
-            row = await cur.fetchone()
-            if row is not None:  # assessed before: a redelivery
-                return Assessment(**row)  # type: ignore[arg-type]
-            history = History(0, 0)
+        window = timedelta(hours=self.rules.velocity_window_hours)
+        # Pipelined: the lock and both reads go in one round trip, the writes and the COMMIT in a second.
+        async with self.db.transaction(pipeline=True) as conn:
             if email:
                 # One customer's orders are assessed one at a time (they may sit in different partitions):
                 # a burst of orders from one email, the very thing velocity looks for, must see itself.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"risk:{email}",))
-                window = timedelta(hours=self.rules.velocity_window_hours)
-                cur = await conn.execute(
-                    """SELECT count(*) FILTER (WHERE occurred_at BETWEEN %s AND %s) AS recent, count(*) AS earlier
-                       FROM order_risk WHERE email = %s AND order_id <> %s""",
-                    (occurred_at - window, occurred_at + window, email, order_id),
-                )
-                counts = await cur.fetchone()
-                assert counts is not None
-                history = History(int(counts["recent"]), int(counts["earlier"]))  # type: ignore[call-overload]
+            before = await conn.execute(
+                "SELECT order_id, email, score, reasons, verdict, decided_by, decided_at FROM order_risk"
+                " WHERE order_id = %s",
+                (order_id,),
+            )
+            counts = await conn.execute(
+                """SELECT count(*) FILTER (WHERE occurred_at BETWEEN %s AND %s) AS recent, count(*) AS earlier
+                   FROM order_risk WHERE email = %s AND order_id <> %s""",
+                (occurred_at - window, occurred_at + window, email, order_id),
+            )
+            row = await before.fetchone()
+            if row is not None:  # assessed before: a redelivery
+                return Assessment(**row)  # type: ignore[arg-type]
+            found = await counts.fetchone()
+            assert found is not None
+            history = History(int(found["recent"]), int(found["earlier"])) if email else History(0, 0)  # type: ignore[call-overload]
             points, reasons = score(event, history, self.rules)
             verdict = "held" if points >= self.rules.hold_at else "cleared"
             assessment = Assessment(order_id, email, points, reasons, verdict, "risk", datetime.now(UTC))

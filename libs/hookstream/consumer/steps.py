@@ -6,6 +6,9 @@ result)``) in one transaction. A retry of the event therefore resumes at the fir
 step. The key given to ``call`` is the same on every attempt, so an external system that honours
 ``Idempotency-Key`` answers a repeated call (after a crash between the call and the record)
 without doing it twice.
+
+A handler that runs several steps of one event takes ``steps.of(event_id)``: the event's
+recorded steps are read once for all of them, not once per step.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from hookstream.db import Database
 
 StepResult = dict[str, Any]
 Effects = Callable[[psycopg.AsyncConnection[Any], StepResult], Awaitable[None]]
+Call = Callable[[str], Awaitable[StepResult]]
+
+_RECORD = """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, %s)
+             ON CONFLICT DO NOTHING RETURNING 1"""
 
 
 class Steps:
@@ -29,68 +36,84 @@ class Steps:
         self.db = db
         self.service = service
 
+    def of(self, event_id: str) -> EventSteps:
+        """The steps of one event, for one handling of it."""
+        return EventSteps(self, event_id)
+
     async def finished(self, event_id: str) -> dict[str, StepResult]:
         """The recorded steps of an event and their results."""
         async with self.db.connection() as conn:
-            return await self._finished(conn, event_id)
+            return await _finished(conn, self.service, event_id)
 
-    async def _finished(self, conn: psycopg.AsyncConnection[Any], event_id: str) -> dict[str, StepResult]:
-        cur = await conn.execute(
-            "SELECT step, result FROM workflow_steps WHERE service = %s AND event_id = %s", (self.service, event_id)
-        )
-        return {str(row["step"]): dict(row["result"]) for row in await cur.fetchall()}
-
-    async def run(
-        self,
-        event_id: str,
-        step: str,
-        call: Callable[[str], Awaitable[StepResult]],
-        *,
-        effects: Effects | None = None,
-    ) -> StepResult:
-        done = await self.finished(event_id)
-        if step in done:
-            return done[step]
-        result = await call(idempotency_key(self.service, event_id, step))
-        json.dumps(result)  # a result that cannot be stored fails here, before anything is written
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, %s)
-                   ON CONFLICT DO NOTHING RETURNING 1""",
-                (self.service, event_id, step, Jsonb(result)),
-            )
-            if await cur.fetchone() is not None and effects is not None:
-                await effects(conn, result)
-        return result
+    async def run(self, event_id: str, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
+        return await self.of(event_id).run(step, call, effects=effects)
 
     async def run_in_transaction(
-        self,
-        event_id: str,
-        step: str,
-        call: Callable[[str], Awaitable[StepResult]],
-        *,
-        effects: Effects | None = None,
+        self, event_id: str, step: str, call: Call, *, effects: Effects | None = None
     ) -> StepResult:
+        return await self.of(event_id).run_in_transaction(step, call, effects=effects)
+
+
+class EventSteps:
+    def __init__(self, steps: Steps, event_id: str) -> None:
+        self.steps = steps
+        self.event_id = event_id
+        self._done: dict[str, StepResult] | None = None  # read on the first step, then kept current
+
+    async def run(self, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
+        if self._done is None:
+            self._done = await self.steps.finished(self.event_id)
+        if step in self._done:
+            return self._done[step]
+        s = self.steps
+        result = await call(idempotency_key(s.service, self.event_id, step))
+        json.dumps(result)  # a result that cannot be stored fails here, before anything is written
+        row = (s.service, self.event_id, step, Jsonb(result))
+        if effects is None:
+            async with s.db.connection() as conn:
+                await conn.execute(_RECORD, row)
+        else:
+            # Pipelined: the effects' statements and the COMMIT go in one round trip after the insert.
+            async with s.db.transaction(pipeline=True) as conn:
+                cur = await conn.execute(_RECORD, row)
+                if await cur.fetchone() is not None:  # not recorded meanwhile by a concurrent duplicate
+                    await effects(conn, result)
+        self._done[step] = result
+        return result
+
+    async def run_in_transaction(self, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
         """``run`` for a system without idempotency keys (SMTP): the step's row is written before the
         call and committed right after its answer, in one transaction that holds a database connection
         during the call. A crash then repeats the effect only if it falls between the system's answer
         and that commit, instead of anywhere until a connection for the record is free."""
-        key = idempotency_key(self.service, event_id, step)
+        s = self.steps
+        if self._done is not None and step in self._done:
+            return self._done[step]
+        key = idempotency_key(s.service, self.event_id, step)
         # Pipelined: the UPDATE after the answer and the COMMIT travel together, one round trip.
-        async with self.db.transaction(pipeline=True) as conn:
+        async with s.db.transaction(pipeline=True) as conn:
             cur = await conn.execute(
                 """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, '{}')
                    ON CONFLICT DO NOTHING RETURNING 1""",
-                (self.service, event_id, step),
+                (s.service, self.event_id, step),
             )
             if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
-                return (await self._finished(conn, event_id)).get(step, {})
+                return (await _finished(conn, s.service, self.event_id)).get(step, {})
             result = await call(key)
             await conn.execute(
                 """UPDATE workflow_steps SET result = %s, finished_at = now()
                    WHERE service = %s AND event_id = %s AND step = %s""",
-                (Jsonb(result), self.service, event_id, step),
+                (Jsonb(result), s.service, self.event_id, step),
             )
             if effects is not None:
                 await effects(conn, result)
+        if self._done is not None:
+            self._done[step] = result
         return result
+
+
+async def _finished(conn: psycopg.AsyncConnection[Any], service: str, event_id: str) -> dict[str, StepResult]:
+    cur = await conn.execute(
+        "SELECT step, result FROM workflow_steps WHERE service = %s AND event_id = %s", (service, event_id)
+    )
+    return {str(row["step"]): dict(row["result"]) for row in await cur.fetchall()}

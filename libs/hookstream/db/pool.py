@@ -36,7 +36,13 @@ class Database(Lifecycle):
             self.url,
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
-            kwargs={"row_factory": dict_row, "connect_timeout": max(1, s.connect_timeout_ms // 1000)},
+            # Autocommit: a lone statement is one round trip, not BEGIN, statement, COMMIT (three);
+            # ``transaction()`` is the way to make several statements one unit.
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": max(1, s.connect_timeout_ms // 1000),
+                "autocommit": True,
+            },
             open=False,
             name="hookstream",
         )
@@ -65,6 +71,7 @@ class Database(Lifecycle):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        """A pooled connection in autocommit mode: each statement is its own transaction."""
         if self._pool is None:
             raise DatabaseUnavailable("database pool is not started: call `await db.start()` first")
         async with self._pool.connection() as conn:
