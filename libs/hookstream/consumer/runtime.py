@@ -27,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
-from hookstream_schemas.topics import DLQ_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, group_id
+from hookstream_schemas.topics import CONTRACTS, DLQ_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, group_id
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream.consumer.metrics import ConsumerMetrics
@@ -61,6 +61,10 @@ class ConsumerSettings(BaseSettings):
     # a tenth and, on a busy box, latency too. The first record after a quiet spell is taken at once,
     # and a backlog (full fetches) is read without pause. 0 fetches again immediately.
     fetch_linger_ms: int = 20
+    # How long the broker holds a fetch that finds nothing new. Records that arrive meanwhile answer
+    # it at once, so this sets only how often an idle consumer asks (Kafka's default, 500, is twice a
+    # second for every input, tier and redrive partition).
+    fetch_max_wait_ms: int = 2_000
     drain_timeout_ms: int = 30_000
     session_timeout_ms: int = 10_000  # how long a killed instance holds its partitions
     heartbeat_interval_ms: int = 3_000
@@ -158,6 +162,7 @@ class ConsumerService(Lifecycle):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=s.max_poll_records,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
@@ -169,10 +174,15 @@ class ConsumerService(Lifecycle):
         log.info("consumer started", extra={"service": self.service, "topics": topics})
 
     def topics(self, partitions: int | None = None) -> list[TopicSpec]:
-        """The topics this consumer owns: its retry tiers, redrive and dead-letter topics."""
+        """The topics this consumer owns (its retry tiers, redrive and dead-letter topics) and its input.
+
+        The input is usually another service's output; it is declared here too (as its contract says,
+        when it is one) so that services can start in any order instead of failing on a missing topic."""
         partitions = partitions or self.kafka.default_partitions
         s = self.settings
-        specs = [TopicSpec(t, partitions, s.retry_retention_ms) for t in sorted(self.policy.tier_topics())]
+        contract = next((c for c in CONTRACTS if c.name == self.input_topic), None)
+        specs = [contract or TopicSpec(self.input_topic, partitions, self.kafka.default_retention_ms)]
+        specs += [TopicSpec(t, partitions, s.retry_retention_ms) for t in sorted(self.policy.tier_topics())]
         specs.append(TopicSpec(self.policy.redrive_topic, partitions, s.retry_retention_ms))
         specs.append(TopicSpec(self.policy.dlq_topic, partitions, s.dlq_retention_ms))
         return specs
@@ -193,10 +203,7 @@ class ConsumerService(Lifecycle):
     def _ensure_topics(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
         partitions = admin.partition_count(self.input_topic) or self.kafka.default_partitions
-        specs = self.topics(partitions)
-        if not admin.partition_count(self.input_topic):
-            specs.append(TopicSpec(self.input_topic, partitions, self.kafka.default_retention_ms))
-        admin.ensure_topics(specs)
+        admin.ensure_topics(self.topics(partitions))
 
     async def stop(self) -> None:
         """Stop fetching, finish the records being worked on (up to ``drain_timeout_ms``), commit, close."""
