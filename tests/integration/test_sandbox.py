@@ -9,9 +9,11 @@ from email.message import EmailMessage
 import aiohttp
 import pytest
 from hookstream.connectors import Endpoint, HttpConnector, SystemRejected, SystemUnavailable
+from hookstream.connectors.email import Mailer, MailRejected, Rendered, SmtpEndpoint
 from hookstream.errors import ConfigurationError
 from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import SandboxServers
+from hookstream_tools.sandbox.systems import Faults
 
 from tests.sandbox_process import SandboxProcess, set_faults
 
@@ -116,7 +118,38 @@ async def test_smtp_messages_are_kept_with_their_parts(sandbox: SandboxServers) 
     assert emails[0]["text"].strip() == "plain words"
     assert "html words" in emails[0]["html"]
     assert emails[0]["attachments"] == [{"filename": "INV-1.pdf", "content_type": "application/pdf", "size": 12}]
-    assert sandbox.sandbox.summary()["email"] == {"messages": 2, "duplicates": 1, "refused": 0}
+    assert sandbox.sandbox.summary()["email"] == {"messages": 2, "duplicates": 1, "refused": 0, "connections": 1}
+
+
+async def test_the_mailer_reuses_its_connection_and_drops_it_after_an_error_or_a_quiet_spell(
+    sandbox: SandboxServers,
+) -> None:
+    world = sandbox.sandbox
+    mailer = Mailer(SmtpEndpoint(sandbox.host, sandbox.smtp_port, timeout_ms=5_000), idle_timeout_ms=300)
+    await mailer.start()
+    rendered = Rendered(subject="Ihre Bestellung", text="danke", html="<p>danke</p>")
+
+    async def send(n: int) -> str:
+        return await mailer.send(
+            sender="Shop <s@shop.example>", to="a@example.com", rendered=rendered, idempotency_key=f"k{n}"
+        )
+
+    try:
+        for n in range(3):
+            await send(n)
+        assert world.summary()["email"]["connections"] == 1  # three messages, one connection
+        world.smtp_faults = Faults(refuse=True)
+        with pytest.raises(MailRejected, match="550"):
+            await send(3)
+        world.smtp_faults = Faults()
+        await send(4)  # the refused message's connection was closed: a new one
+        assert world.summary()["email"]["connections"] == 2
+        await asyncio.sleep(0.4)  # longer than idle_timeout_ms: the idle connection is not trusted
+        await send(5)
+        assert world.summary()["email"]["connections"] == 3
+        assert [e["message_id"] for e in world.emails] == [f"<k{n}@hookstream>" for n in (0, 1, 2, 4, 5)]
+    finally:
+        await mailer.stop()
 
 
 def test_hookstream_run_sandbox_serves_until_sigterm(sandbox_process: SandboxProcess) -> None:

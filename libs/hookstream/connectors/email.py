@@ -9,8 +9,8 @@ a one-line startup error naming the setting, not a dead letter per order.
 ``Mailer`` sends one message per call. SMTP has no idempotency key, so email is at-least-once: a
 process killed after the server accepted a message but before its step was recorded sends it
 again. The ``Message-ID`` is derived from the effect's key, so the resend carries the same id and a
-receiver can drop it; the connection is closed right after the server's answer to keep that window
-to the step's commit.
+receiver can drop it. The step is committed right after the server's answer (no QUIT in between),
+and the connection is kept for the next message rather than closed.
 An SMTP 5xx (a refused recipient, a rejected message) is permanent; 4xx, a timeout or a refused
 connection is retriable.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +122,14 @@ class SmtpEndpoint:
 
 
 class Mailer(Lifecycle):
-    def __init__(self, endpoint: SmtpEndpoint) -> None:
+    def __init__(
+        self, endpoint: SmtpEndpoint, *, max_idle_connections: int = 10, idle_timeout_ms: int = 30_000
+    ) -> None:
         self.endpoint = endpoint
+        self.max_idle_connections = max_idle_connections
+        self.idle_timeout_ms = idle_timeout_ms  # well under the 5 minutes RFC 5321 gives a server's idle timeout
         self._local_hostname: str | None = None
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (connection, when it was given back)
 
     async def start(self) -> None:
         self.endpoint.check()
@@ -131,7 +137,9 @@ class Mailer(Lifecycle):
         self._local_hostname = await asyncio.to_thread(socket.getfqdn)
 
     async def stop(self) -> None:
-        return None
+        idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            smtp.close()
 
     async def send(
         self,
@@ -154,18 +162,12 @@ class Mailer(Lifecycle):
             attachments=[(a.filename, a.content, a.mime_type) for a in attachments],
         )
         e = self.endpoint
-        smtp = aiosmtplib.SMTP(
-            hostname=e.host,
-            port=e.port,
-            username=e.username,
-            password=e.password,
-            start_tls=e.starttls,
-            timeout=e.timeout_ms / 1000,
-            local_hostname=self._local_hostname,
-        )
+        smtp: aiosmtplib.SMTP | None = None
+        sent = False
         try:
-            await smtp.connect()
+            smtp = await self._connection()
             await smtp.sendmail(outgoing.mail_from, [outgoing.rcpt_to], outgoing.content)
+            sent = True
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -180,10 +182,41 @@ class Mailer(Lifecycle):
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise MailUnavailable(f"mail server {e.host}:{e.port} unavailable: {type(exc).__name__}: {exc}") from exc
         finally:
-            # No QUIT round trip: the 250 after DATA is the server taking the message, and every moment
-            # between it and the caller recording the step is a window in which a crash sends it twice.
-            smtp.close()
+            # No QUIT: the 250 after DATA is the server taking the message, and every moment between it
+            # and the caller recording the step is a window in which a crash sends it twice. The
+            # connection carries the next message instead (connect, greeting and EHLO are three of a
+            # message's six round trips); after any error it is closed.
+            if smtp is not None and sent:
+                self._give_back(smtp)
+            elif smtp is not None:
+                smtp.close()
         return message_id
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        now = time.monotonic()
+        while self._idle:
+            smtp, since = self._idle.pop()
+            if smtp.is_connected and now - since < self.idle_timeout_ms / 1000:
+                return smtp
+            smtp.close()  # closed by the server meanwhile, or idle long enough that it may be
+        e = self.endpoint
+        smtp = aiosmtplib.SMTP(
+            hostname=e.host,
+            port=e.port,
+            username=e.username,
+            password=e.password,
+            start_tls=e.starttls,
+            timeout=e.timeout_ms / 1000,
+            local_hostname=self._local_hostname,
+        )
+        await smtp.connect()
+        return smtp
+
+    def _give_back(self, smtp: aiosmtplib.SMTP) -> None:
+        if len(self._idle) < self.max_idle_connections and smtp.is_connected:
+            self._idle.append((smtp, time.monotonic()))
+        else:
+            smtp.close()
 
 
 class MailSettings(BaseSettings):

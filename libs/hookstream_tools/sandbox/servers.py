@@ -197,9 +197,12 @@ class SandboxServers:
         self.http_port = server.sockets[0].getsockname()[1]
         handler = MailHandler(self.sandbox)
         loop = asyncio.get_running_loop()
-        self._smtp = await loop.create_server(
-            lambda: SMTP(handler, hostname="sandbox.local"), self.host, self.smtp_port
-        )
+
+        def session() -> SMTP:
+            self.sandbox.smtp_connections += 1
+            return SMTP(handler, hostname="sandbox.local")
+
+        self._smtp = await loop.create_server(session, self.host, self.smtp_port)
         self.smtp_port = self._smtp.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -107,6 +107,7 @@ class Sandbox:
         self.calls: list[Call] = []
         self.emails: list[dict[str, Any]] = []
         self.refused_emails = 0
+        self.smtp_connections = 0
 
     def reset(self) -> None:
         self.systems = {name: System(name) for name in SYSTEMS}
@@ -114,6 +115,7 @@ class Sandbox:
         self.calls.clear()
         self.emails.clear()
         self.refused_emails = 0
+        self.smtp_connections = 0
 
     def fault_for(self, system: System | None) -> str | None:
         """The fault to play for one call (``None``: the SMTP server)."""
@@ -178,6 +180,7 @@ class Sandbox:
             "messages": len(self.emails),
             "duplicates": len(message_ids) - len(set(message_ids)),
             "refused": self.refused_emails,
+            "connections": self.smtp_connections,
         }
         return out
 
