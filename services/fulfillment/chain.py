@@ -1,5 +1,5 @@
 """The order.paid chain: invoice → (risk clearance) → settlement delay → warehouse → payment email;
-and, beside it, a credit note for a refund.
+and, beside it, a credit note for a refund, or for a cancellation after the invoice was issued.
 
 A step starts only after the one before it succeeded, and every step is resumable (a retry resumes
 at the failed step and never repeats a finished one):
@@ -8,7 +8,7 @@ at the failed step and never repeats a finished one):
    ``invoice_generated`` on ``orders.fulfillment.v1``.
 2. **risk**: the order's verdict from ``order_risk``. Held, or not assessed yet: the chain waits
    (``waiting_for_risk``) until the verdict consumer sees ``cleared`` or ``released``; ``cancelled``
-   ends it.
+   ends it, with a credit note for the invoice.
 3. **settlement delay**: not before ``settlement_delay_ms`` after the payment (a retriable wait).
 4. **warehouse**: the fulfillment request, with priority when the total is over the threshold;
    the warehouse's id in ``order_refs``; ``fulfillment_requested``.
@@ -180,6 +180,7 @@ class Chain:
                 await self._set_state(order_id, "waiting_for_risk", paid, "waiting_for_risk")
                 return
             if assessment.verdict == "cancelled":
+                await self._credit_if_invoiced(order, f"{paid}:cancelled")
                 await self._set_state(order_id, "cancelled", paid, None)
                 return
         paid_at: datetime = chain["paid_at"]
@@ -233,6 +234,14 @@ class Chain:
         refunded = (event.get("amounts") or {}).get("paid") or (order.get("amounts") or {}).get("total")
         order["amounts"] = {**(order.get("amounts") or {}), "total": refunded}
         await self._issue("credit_note", order, event["event_id"], "credit_note_generated")
+
+    async def _credit_if_invoiced(self, order: dict[str, Any], cause: str) -> None:
+        """An order cancelled after its invoice was issued (a held order an operator cancels, a customer
+        who cancels before shipping) gets a credit note for the whole invoice, so the books balance.
+        Before the state changes: a retry after a crash issues it then (one per order, like a refund's)."""
+        issued = await invoices.InvoiceStore(self.db).for_order(order["order_id"])
+        if any(d.kind == "invoice" for d in issued):
+            await self._issue("credit_note", order, cause, "credit_note_generated")
 
     async def _issue(self, kind: str, order: dict[str, Any], cause: str, announce: str) -> invoices.Invoice:
         """The order's document of ``kind``, issued and announced (``cause``:announce) in one transaction."""
@@ -290,6 +299,7 @@ class Chain:
             await self.steps.run(
                 event_id, "cancel_fulfillment", lambda key: self._cancel_at_warehouse(fulfillment, key)
             )
+        await self._credit_if_invoiced(chain["order_data"], f"{paid}:cancelled")
         await self._set_state(order_id, "cancelled", paid, "fulfillment_cancelled" if fulfillment else None)
 
     async def _cancel_at_warehouse(self, fulfillment_id: str, key: str) -> dict[str, Any]:

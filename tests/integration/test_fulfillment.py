@@ -107,15 +107,18 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
                 await store.decide("shopify:4", "cancelled", "ops@shop")
             await until(lambda: len(requested()) == 3, timeout_s=60, what="b requested after its release")
             await until(lambda: len(warehouse.emails) == 3, timeout_s=30, what="b's payment email")
+
+            async def credited(order_id: str, count: int) -> bool:
+                async with Database(migrated_database_url) as db:
+                    return len(await InvoiceStore(db).for_order(order_id)) == count
+
+            # d was invoiced before it was held: its cancellation balances the invoice with a credit note.
+            await until(lambda: credited("shopify:4", 2), timeout_s=30, what="d's credit note")
             refund = canonical("a-refund", "shopify:1", 3, "order.refunded")
             refund["amounts"] = {**refund["amounts"], "paid": "20.00"}
             await publish(refund, refund)  # the second is a redelivery: still one credit note
 
-            async def credit_noted() -> bool:
-                async with Database(migrated_database_url) as db:
-                    return len(await InvoiceStore(db).for_order("shopify:1")) == 2
-
-            await until(credit_noted, timeout_s=30, what="a's credit note")
+            await until(lambda: credited("shopify:1", 2), timeout_s=30, what="a's credit note")
             await asyncio.sleep(1.5)  # anything more would be a repeated effect
 
         # Each (event, step) once at the warehouse despite failures and timeouts.
@@ -145,10 +148,12 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
                 assert len(issued) == 1  # c was paid twice: one invoice
                 numbers[n] = issued[0].number
             credit = [i for i in await invoices.for_order("shopify:1") if i.kind == "credit_note"]
-            assert [(c.number, c.total) for c in credit] == [("CN-SHOPIFY-000001", "20.00")]
+            assert [(c.number, c.total) for c in credit] == [("CN-SHOPIFY-000002", "20.00")]
             credit_text = pypdf.PdfReader(io.BytesIO(credit[0].pdf)).pages[0].extract_text()
-            assert "Credit note CN-SHOPIFY-000001" in credit_text
+            assert "Credit note CN-SHOPIFY-000002" in credit_text
             assert "-20.00 EUR" in credit_text
+            voided = [i for i in await invoices.for_order("shopify:4") if i.kind == "credit_note"]
+            assert [(c.number, c.total) for c in voided] == [("CN-SHOPIFY-000001", "2000.00")]
             # Numbered without gaps per shop, in the order the invoices were issued.
             assert sorted(numbers.values()) == [f"INV-SHOPIFY-{i:06d}" for i in range(1, 5)]
             invoice_a = await invoices.get(numbers[1])
@@ -173,8 +178,8 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
         )
 
     # The chain's results are events others can follow, each once.
-    chain_events = await asyncio.to_thread(read_topic, kafka_bootstrap, settings.fulfillment_topic, expect=13)
-    assert len(chain_events) == 13
+    chain_events = await asyncio.to_thread(read_topic, kafka_bootstrap, settings.fulfillment_topic, expect=14)
+    assert len(chain_events) == 14
     from hookstream.avro import SchemaStore
 
     serde = SchemaStore.bundled().serde("orders.fulfillment.v1")
@@ -197,6 +202,7 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
             ("shopify:3", "chain_completed"): 1,
             ("shopify:4", "invoice_generated"): 1,
             ("shopify:4", "waiting_for_risk"): 1,
+            ("shopify:4", "credit_note_generated"): 1,
         }
     )
 
@@ -210,7 +216,7 @@ async def test_the_paid_chain_runs_once_per_order_waits_for_risk_and_resumes_aft
     listed = await asyncio.to_thread(cli, "list", "shopify:1")
     assert listed.returncode == 0, listed.stderr
     assert numbers[1] in listed.stdout
-    assert "CN-SHOPIFY-000001  credit_note  20.00 EUR" in listed.stdout
+    assert "CN-SHOPIFY-000002  credit_note  20.00 EUR" in listed.stdout
     target = tmp_path / "a.pdf"
     got = await asyncio.to_thread(cli, "get", numbers[1], "--out", str(target))
     assert got.returncode == 0, got.stderr

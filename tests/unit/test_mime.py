@@ -28,8 +28,10 @@ def test_non_ascii_names_subject_and_bodies_survive_a_standard_reader() -> None:
     assert message["To"].addresses[0].addr_spec == "zoe@example.se"
     assert message["Message-ID"] == "<k1@hookstream>"
     plain, html = message.get_body(("plain",)), message.get_body(("html",))
-    assert plain is not None and plain.get_content() == "Grüße,\nIhr Team\n"
-    assert html is not None and html.get_content() == "<p>Grüße &amp; Dank</p>"
+    assert plain is not None
+    assert plain.get_content() == "Grüße,\nIhr Team\n"
+    assert html is not None
+    assert html.get_content() == "<p>Grüße &amp; Dank</p>"
     assert not list(message.iter_attachments())
 
 
@@ -47,7 +49,8 @@ def test_attachments_follow_the_alternative_bodies() -> None:
     message = _read(out.content)
     assert message.get_content_type() == "multipart/mixed"
     body = message.get_body(("plain",))
-    assert body is not None and body.get_content().strip() == "attached"
+    assert body is not None
+    assert body.get_content().strip() == "attached"
     [attachment] = list(message.iter_attachments())
     assert attachment.get_filename() == "invoice-2026-000001.pdf"
     assert attachment.get_content_type() == "application/pdf"
