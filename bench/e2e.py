@@ -13,7 +13,8 @@ plays; latency to the last of an order's workflow effects is printed too). Then:
    webhooks for ``--duration`` s; the partner (in this process) records when each order arrives.
    Latency runs from the request's *scheduled* send time (no coordinated omission, ingress included)
    to its arrival at the partner. The backlog (sent so far - delivered so far) is sampled every
-   second; "flat" means its slope over the run stays under 1 % of the rate per second.
+   second; "flat" means its slope over the run stays under 1 % of the rate per second (with
+   ``--workflows``, the backlog of orders still missing a workflow effect too).
    CPU-s per 1,000 events covers the sending window and the drain after it, per service.
 The sustainable rate is the highest flat rate among ``--rates``.
 """
@@ -146,11 +147,13 @@ class Phase:
     effect_latencies_ms: list[float] = field(default_factory=list)  # webhook → last workflow effect
     effects_complete: int = 0  # orders with every workflow effect
     per_system_ms: dict[str, list[float]] = field(default_factory=dict)  # webhook → that system's effect
+    effects_slope: float = 0.0  # orders sent so far minus orders with every workflow effect, per second
 
     @property
     def flat(self) -> bool:
-        """Everything accepted arrived, and the backlog did not grow."""
-        return self.lost == 0 and self.backlog_slope < 0.01 * self.rate
+        """Everything accepted arrived, and neither the partner's nor the workflows' backlog grew."""
+        limit = 0.01 * self.rate
+        return self.lost == 0 and self.backlog_slope < limit and self.effects_slope < limit
 
     @property
     def lost(self) -> int:
@@ -373,20 +376,25 @@ async def offer(
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
     finished = asyncio.ensure_future(proc.wait())
     samples: list[tuple[float, int]] = []
-    while not finished.done():
-        await asyncio.wait([finished], timeout=1)
-        elapsed = time.monotonic() - launched
-        samples.append((elapsed, min(total, int(elapsed * rate)) - partner.count(first, last)))
-    out = (await proc.stdout.read()).decode() if proc.stdout else ""
-    fields = dict(item.split("=", 1) for item in out.split())
-    deadline = time.monotonic() + drain_timeout_s
-    while partner.count(first, last) < total and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    effect_samples: list[tuple[float, int]] = []
 
     def effects_done() -> int:
         if sandbox is None or not effects_per_order:
             return 0
         return sum(1 for c, _ in last_effects(sandbox, first, last).values() if c >= effects_per_order)
+
+    while not finished.done():
+        await asyncio.wait([finished], timeout=1)
+        elapsed = time.monotonic() - launched
+        sent = min(total, int(elapsed * rate))
+        samples.append((elapsed, sent - partner.count(first, last)))
+        if sandbox is not None and effects_per_order:
+            effect_samples.append((elapsed, sent - effects_done()))
+    out = (await proc.stdout.read()).decode() if proc.stdout else ""
+    fields = dict(item.split("=", 1) for item in out.split())
+    deadline = time.monotonic() + drain_timeout_s
+    while partner.count(first, last) < total and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
 
     while sandbox is not None and effects_per_order and effects_done() < total and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
@@ -419,6 +427,7 @@ async def offer(
         delivered=len(latencies),
         latencies_ms=latencies,
         backlog_slope=slope(steady),
+        effects_slope=slope([(t, b) for t, b in effect_samples if 5 <= t <= duration_s]),
         cpu=cpu,
         rss={g.name: g.rss_mb() for g in groups},
         seconds=seconds,
@@ -484,6 +493,10 @@ def report(
                 f"{p.rate:>6}/s {pct(v, 0.5):8.1f} {pct(v, 0.95):8.1f} {pct(v, 0.99):8.1f}"
                 f"   orders with every effect: {p.effects_complete}/{p.sent}"
             )
+        print(
+            "backlog growth of orders missing a workflow effect, per second: "
+            + ", ".join(f"{p.rate}/s {p.effects_slope:.1f}" for p in phases)
+        )
         print("webhook → each system's effect, ms p50/p95:")
         for p in phases:
             cells = [f"{s} {pct(v, 0.5):.0f}/{pct(v, 0.95):.0f}" for s, v in sorted(p.per_system_ms.items())]

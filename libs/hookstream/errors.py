@@ -45,7 +45,8 @@ class DatabaseUnavailable(HookstreamError):
 
 
 class MigrationError(HookstreamError):
-    """A migration failed or an applied migration was edited afterwards."""
+    """A migration failed, an applied migration was edited afterwards, or the database lacks what the
+    code expects (a table, a column): a consumer stops on it rather than fail its records."""
 
 
 class SchemaError(HookstreamError):

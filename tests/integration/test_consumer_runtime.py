@@ -15,7 +15,7 @@ from hookstream.consumer import ConsumerService, ConsumerSettings, Record
 from hookstream.consumer.dlq import list_dead_letters, redrive, select
 from hookstream.consumer.idempotency import first_time
 from hookstream.db import Database
-from hookstream.errors import PermanentError, RetriableError
+from hookstream.errors import MigrationError, PermanentError, RetriableError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID, ORIGINAL_TOPIC
 
@@ -162,6 +162,37 @@ async def test_parked_keys_survive_a_restart(
     assert handler.order("A") == ["a1", "a2", "a3"]
     assert handler.attempts["a2"] == 1
     assert handler.attempts["a3"] == 1
+
+
+async def test_a_missing_table_stops_the_service_and_files_no_record_as_bad(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, produce: Callable[..., Awaitable[None]]
+) -> None:
+    table = f"t_{unique_name.replace('-', '_').replace('.', '_')}"
+    seen: list[str] = []
+
+    async def handler(record: Record) -> None:
+        async with db.connection() as conn:
+            await conn.execute(f"INSERT INTO {table} VALUES (%s)", (record.event_id,))  # noqa: S608 - test name
+        seen.append(record.event_id)
+
+    service = ConsumerService(
+        service_name, unique_name, handler, bootstrap_servers=kafka_bootstrap, db=db, settings=FAST_TIERS
+    )
+    await service.start()
+    try:
+        await produce(("A", "a1"))
+        with pytest.raises(MigrationError, match="migrations applied"):
+            await asyncio.wait_for(service.wait(), 30)
+    finally:
+        await service.stop()
+    assert seen == []
+    assert await list_dead_letters(kafka_bootstrap, db, service_name) == []
+    async with db.connection() as conn:  # the migration, applied late
+        await conn.execute(f"CREATE TABLE {table} (event_id text PRIMARY KEY)")
+    async with ConsumerService(
+        service_name, unique_name, handler, bootstrap_servers=kafka_bootstrap, db=db, settings=FAST_TIERS
+    ):
+        await until(lambda: seen == ["a1"], what="a1 once the table exists")
 
 
 async def test_effects_are_applied_once_per_event(db: Database) -> None:

@@ -22,7 +22,7 @@ from psycopg_pool import PoolTimeout
 from hookstream.consumer.parking import IS_THE_BLOCKER, NOT_THE_BLOCKER, Parked, ParkedKeys
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy, Tier, failure_headers
-from hookstream.errors import HookstreamError
+from hookstream.errors import HookstreamError, MigrationError
 from hookstream.kafka import Producer
 from hookstream.sensors import Sensor
 
@@ -117,6 +117,14 @@ class Outcomes:
             await self.handler(record)
         except asyncio.CancelledError:
             raise
+        except psycopg.ProgrammingError as exc:
+            # A missing table or column, a statement the database refuses to parse, a missing grant: the
+            # deployment is wrong (a migration not applied), not this record. Retrying and then
+            # dead-lettering would file every record as bad; stopping keeps them until it is fixed.
+            raise MigrationError(
+                f"{self.service}: the database refused a statement ({type(exc).__name__}: {exc}); are its"
+                " migrations applied? (`hookstream setup`, or start without --no-migrate)"
+            ) from exc
         except Exception as exc:
             tier = self.policy.tier_after(record.attempt) if is_retriable(exc) else None
             if tier is None:

@@ -37,6 +37,7 @@ from hookstream.consumer.parking import ParkedKeys, PostgresParkedKeys
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy
 from hookstream.db import Database
+from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.headers import NOT_BEFORE
 from hookstream.lifecycle import Lifecycle
@@ -382,7 +383,10 @@ class ConsumerService(Lifecycle):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or a non-retriable infrastructure error: stop, never skip
-            log.exception("record processing failed; stopping", extra={"service": self.service})
+            if isinstance(exc, HookstreamError):  # one of ours, which says what to do: no traceback
+                log.error("record processing failed; stopping", extra={"service": self.service, "error": str(exc)})
+            else:
+                log.exception("record processing failed; stopping", extra={"service": self.service})
             self._failure = self._failure or exc
         finally:
             work.active -= 1
