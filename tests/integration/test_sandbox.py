@@ -127,7 +127,8 @@ async def test_the_mailer_reuses_its_connection_and_drops_it_after_an_error_or_a
     world = sandbox.sandbox
     mailer = Mailer(SmtpEndpoint(sandbox.host, sandbox.smtp_port, timeout_ms=5_000), idle_timeout_ms=300)
     await mailer.start()
-    rendered = Rendered(subject="Ihre Bestellung", text="danke", html="<p>danke</p>")
+    subject = "Payment received for your order 5612345678901 (invoice INV-SHOPIFY-000001), thank you"
+    rendered = Rendered(subject=subject, text="danke", html="<p>danke</p>")
 
     async def send(n: int) -> str:
         return await mailer.send(
@@ -148,6 +149,7 @@ async def test_the_mailer_reuses_its_connection_and_drops_it_after_an_error_or_a
         await send(5)
         assert world.summary()["email"]["connections"] == 3
         assert [e["message_id"] for e in world.emails] == [f"<k{n}@hookstream>" for n in (0, 1, 2, 4, 5)]
+        assert {e["subject"] for e in world.emails} == {subject}  # folded and encoded on the wire, read back whole
     finally:
         await mailer.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import re
 import time
 from dataclasses import asdict
 from email.header import decode_header, make_header
@@ -154,7 +155,10 @@ def parse_email(raw: bytes, envelope: Envelope) -> dict[str, Any]:
 
     def header(name: str) -> str:
         value = message.get(name)
-        return str(make_header(decode_header(value))).strip() if value is not None else ""
+        if value is None:
+            return ""
+        unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(value))  # RFC 5322 unfolding of long lines
+        return str(make_header(decode_header(unfolded))).strip()
 
     return {
         "mail_from": envelope.mail_from,
