@@ -32,7 +32,8 @@ def test_settings_are_validated_with_the_fix_in_the_message() -> None:
         ({"content_type": "yaml"}, "json or xml"),
         ({"headers": {"Webhook-Signature": "x"}}, "cannot be overridden"),
         ({"timeout_ms": 5}, "between 100 and 60000"),
-        ({"rate_limit_per_s": 0}, "positive"),
+        ({"rate_limit_per_s": 0}, "between 0.01 and 100000"),
+        ({"rate_limit_per_s": 5e-324}, "between 0.01 and 100000"),  # underflowed the real column: a 500 once
     ]
     for change, message in cases:
         with pytest.raises(InvalidSubscription, match=message):

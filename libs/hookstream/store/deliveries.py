@@ -62,6 +62,8 @@ def webhook_id(subscription_id: str, event_id: str) -> str:
     return "msg_" + hashlib.sha256(f"webhook\x00{subscription_id}\x00{event_id}".encode()).hexdigest()[:24]
 
 
+_LISTED = """SELECT id, subscription_id, event_id, order_id, event_type, webhook_id, status, attempts, last_error,
+                     created_at, updated_at FROM deliveries"""
 _NewRows = tuple[list[tuple[str, str, str, str]], bytes, str]
 _UNFINISHED = [str(DeliveryStatus.PENDING), str(DeliveryStatus.RETRYING)]
 _Record = tuple[str, AttemptRecord, DeliveryStatus]
@@ -198,6 +200,42 @@ class DeliveryLog:
                 (str(status), error, delivery),
             )
 
+    async def search(
+        self,
+        *,
+        subscription_id: str | None = None,
+        order_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Deliveries newest first, each filter optional (the admin's list)."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                _LISTED
+                + """ WHERE (%(sub)s::text IS NULL OR subscription_id = %(sub)s)
+                      AND (%(order)s::text IS NULL OR order_id = %(order)s)
+                      AND (%(status)s::text IS NULL OR status = %(status)s)
+                      AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+                      AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+                    ORDER BY created_at DESC, id LIMIT %(limit)s""",
+                {
+                    "sub": subscription_id,
+                    "order": order_id,
+                    "status": None if status is None else str(status),
+                    "since": since,
+                    "until": until,
+                    "limit": limit,
+                },
+            )
+            return list(await cur.fetchall())
+
+    async def get(self, delivery: str) -> dict[str, Any] | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(_LISTED + " WHERE id = %s", (delivery,))
+            return await cur.fetchone()
+
     async def attempts(self, delivery: str) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
@@ -237,14 +275,20 @@ async def resend(
     if delivery is not None and rows[0]["status"] == DeliveryStatus.DELIVERED:
         raise ConfigurationError(f"{delivery} was delivered already; nothing to retry")
     for row in rows:
+        # Pending before the record is queued, so the delivery service's answer to it is not overwritten;
+        # back to what it was if it cannot be queued, so it does not sit "pending" with nothing on the way.
         await log.mark(row["id"], DeliveryStatus.PENDING)
         headers = [
             *decode_headers(row["headers"]),
             (SUBSCRIPTION, str(row["subscription_id"]).encode()),
             (DELIVERY, str(row["id"]).encode()),
         ]
-        await producer.send(
-            topic, bytes(row["value"]), key=f"{row['subscription_id']}:{row['order_id']}", headers=headers
-        )
+        try:
+            await producer.send(
+                topic, bytes(row["value"]), key=f"{row['subscription_id']}:{row['order_id']}", headers=headers
+            )
+        except BaseException:
+            await log.mark(row["id"], DeliveryStatus(row["status"]))
+            raise
         on_progress(row)
     return len(rows)

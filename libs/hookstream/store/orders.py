@@ -73,6 +73,17 @@ class OrderStore:
             )
             return [TimelineEntry(**row) for row in await cur.fetchall()]  # type: ignore[arg-type]
 
+    async def workflow_steps(self, order_id: str) -> list[dict[str, Any]]:
+        """Every recorded workflow step for the order's events: service, event, step, result, when."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT s.service, s.event_id, s.step, s.result, s.finished_at FROM workflow_steps s
+                   JOIN order_timeline t ON t.event_id = s.event_id WHERE t.order_id = %s
+                   ORDER BY s.finished_at""",
+                (order_id,),
+            )
+            return list(await cur.fetchall())
+
 
 async def set_order_ref(conn: psycopg.AsyncConnection[Any], order_id: str, system: str, ref: str) -> None:
     """Record what ``system`` calls the order, inside the caller's transaction (the workflow that got the answer)."""

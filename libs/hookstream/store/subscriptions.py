@@ -27,6 +27,9 @@ RESERVED_HEADERS = frozenset(
 )
 
 
+MIN_RATE_PER_S, MAX_RATE_PER_S = 0.01, 100_000.0  # one request in 100 s .. more than any endpoint takes
+
+
 class InvalidSubscription(ConfigurationError):
     """A subscription setting is wrong; the message says which and how to fix it."""
 
@@ -105,8 +108,10 @@ def validate(
             raise InvalidSubscription(f"header {name!r} is set by hookstream and cannot be overridden")
     if not 100 <= timeout_ms <= 60_000:
         raise InvalidSubscription(f"timeout {timeout_ms} ms must be between 100 and 60000")
-    if rate_limit_per_s is not None and rate_limit_per_s <= 0:
-        raise InvalidSubscription("a rate limit must be a positive number of requests per second")
+    if rate_limit_per_s is not None and not MIN_RATE_PER_S <= rate_limit_per_s <= MAX_RATE_PER_S:
+        raise InvalidSubscription(
+            f"a rate limit must be between {MIN_RATE_PER_S:g} and {MAX_RATE_PER_S:g} requests per second"
+        )
 
 
 def _secrets_json(secrets: list[Secret]) -> str:

@@ -1,0 +1,370 @@
+"""The admin API's routes (``/api/v1``): subscriptions, deliveries, orders, the audit log.
+
+Handlers parse and check the request, call the store layer and answer JSON; every write goes into
+the audit log with the token that made it. Errors are ``{"error", "detail"}`` with a precise status:
+401/403/404 from ``auth``, 422 naming the field, 503 with Retry-After when Postgres or Kafka is away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from hookstream.db import Database
+from hookstream.errors import BrokerUnavailable, DatabaseUnavailable, DeliveryFailed, ProducerQueueFull
+from hookstream.kafka import Producer
+from hookstream.store import audit
+from hookstream.store.deliveries import DeliveryLog, DeliveryStatus, resend
+from hookstream.store.invoices import InvoiceStore
+from hookstream.store.orders import OrderRefs, OrderStore
+from hookstream.store.risk import RiskStore
+from hookstream.store.subscriptions import (
+    MAX_RATE_PER_S,
+    MIN_RATE_PER_S,
+    InvalidSubscription,
+    Subscription,
+    SubscriptionStore,
+    UnknownSubscription,
+)
+from hookstream.store.tokens import Token, TokenStore
+from hookstream_services.admin.auth import authenticate, own, require
+from hookstream_services.admin.errors import ApiError
+from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("hookstream.admin")
+Handler = Callable[[Request, Token], Awaitable[Response]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class NewSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000)
+    event_types: list[str] = Field(min_length=1)
+    content_type: Literal["json", "xml"] = "json"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: int = Field(10_000, ge=100, le=60_000)
+    rate_limit_per_s: float | None = Field(None, ge=MIN_RATE_PER_S, le=MAX_RATE_PER_S)
+
+
+class SubscriptionChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    event_types: list[str] | None = Field(None, min_length=1)
+    content_type: Literal["json", "xml"] | None = None
+    headers: dict[str, str] | None = None
+    timeout_ms: int | None = Field(None, ge=100, le=60_000)
+    rate_limit_per_s: float | None = Field(None, ge=MIN_RATE_PER_S, le=MAX_RATE_PER_S)
+
+
+class Disable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("disabled by an operator", min_length=1, max_length=500)
+
+
+class Api:
+    def __init__(self, db: Database, producer: Producer, *, deliveries_topic: str) -> None:
+        self.db = db
+        self.producer = producer
+        self.deliveries_topic = deliveries_topic
+        self.tokens = TokenStore(db)
+        self.subscriptions = SubscriptionStore(db)
+        self.deliveries = DeliveryLog(db)
+        self.orders = OrderStore(db)
+
+    def routes(self) -> list[Route]:
+        r = self._route
+        return [
+            r("/api/v1/whoami", self.whoami),
+            r("/api/v1/subscriptions", self.list_subscriptions),
+            r("/api/v1/subscriptions", self.create_subscription, "POST"),
+            r("/api/v1/subscriptions/{id}", self.get_subscription),
+            r("/api/v1/subscriptions/{id}", self.update_subscription, "PATCH"),
+            r("/api/v1/subscriptions/{id}/disable", self.disable_subscription, "POST"),
+            r("/api/v1/subscriptions/{id}/enable", self.enable_subscription, "POST"),
+            r("/api/v1/subscriptions/{id}/rotate-secret", self.rotate_secret, "POST"),
+            r("/api/v1/deliveries", self.list_deliveries),
+            r("/api/v1/deliveries/{id}", self.get_delivery),
+            r("/api/v1/deliveries/{id}/retry", self.retry_delivery, "POST"),
+            r("/api/v1/orders/{id}", self.get_order),
+            r("/api/v1/audit", self.list_audit),
+        ]
+
+    def _route(self, path: str, handler: Handler, method: str = "GET") -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                token = await authenticate(request, self.tokens)
+                return await handler(request, token)
+            except ApiError as exc:
+                response: Response = exc.response()
+                return response
+            except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable) as exc:
+                log.warning("database unavailable", extra={"path": path, "error": str(exc)})
+                return _unavailable("PostgreSQL")
+            except (BrokerUnavailable, DeliveryFailed, ProducerQueueFull) as exc:
+                log.warning("broker unavailable", extra={"path": path, "error": str(exc)})
+                return _unavailable("Kafka")
+            except Exception:
+                # A bug: logged with its traceback here, answered without one.
+                log.exception("admin request failed", extra={"path": path, "method": method})
+                return JSONResponse(
+                    {"error": "internal", "detail": "the admin hit an unexpected error; its log has the details"}, 500
+                )
+
+        return Route(path, endpoint, methods=[method], name=f"{method} {path}")
+
+    # subscriptions
+
+    async def whoami(self, request: Request, token: Token) -> Response:
+        return JSONResponse(
+            {"id": token.id, "name": token.name, "scope": token.scope, "subscription_id": token.subscription_id}
+        )
+
+    async def list_subscriptions(self, request: Request, token: Token) -> Response:
+        require(token, "read", partner_may=True)
+        found = await self.subscriptions.list()
+        if token.scope == "partner":
+            found = [s for s in found if s.id == token.subscription_id]
+        return JSONResponse({"subscriptions": [_subscription(s) for s in found]})
+
+    async def get_subscription(self, request: Request, token: Token) -> Response:
+        require(token, "read", partner_may=True)
+        return JSONResponse(_subscription(await self._subscription(request, token)))
+
+    async def create_subscription(self, request: Request, token: Token) -> Response:
+        require(token, "write")
+        body = await _body(request, NewSubscription)
+        try:
+            created = await self.subscriptions.add(**body.model_dump())
+        except InvalidSubscription as exc:
+            raise ApiError(422, "invalid", str(exc)) from exc
+        await self._audit(token, "subscription.create", created.id, None, _subscription(created))
+        secret = next(s.value for s in created.secrets)
+        return JSONResponse({**_subscription(created), "secret": secret}, 201)  # shown once
+
+    async def update_subscription(self, request: Request, token: Token) -> Response:
+        require(token, "write")
+        before = await self._subscription(request, token)
+        changes = (await _body(request, SubscriptionChange)).model_dump(exclude_unset=True)
+        try:
+            after = await self.subscriptions.update(before.id, **changes)
+        except InvalidSubscription as exc:
+            raise ApiError(422, "invalid", str(exc)) from exc
+        await self._audit(token, "subscription.update", before.id, _subscription(before), _subscription(after))
+        return JSONResponse(_subscription(after))
+
+    async def disable_subscription(self, request: Request, token: Token) -> Response:
+        require(token, "write")
+        before = await self._subscription(request, token)
+        reason = (await _body(request, Disable, empty_ok=True)).reason
+        after = await self.subscriptions.set_enabled(before.id, False, reason)
+        await self._audit(token, "subscription.disable", before.id, _subscription(before), _subscription(after))
+        return JSONResponse(_subscription(after))
+
+    async def enable_subscription(self, request: Request, token: Token) -> Response:
+        require(token, "write")
+        before = await self._subscription(request, token)
+        after = await self.subscriptions.set_enabled(before.id, True)
+        await self._audit(token, "subscription.enable", before.id, _subscription(before), _subscription(after))
+        return JSONResponse(_subscription(after))
+
+    async def rotate_secret(self, request: Request, token: Token) -> Response:
+        require(token, "write", partner_may=True)
+        current = await self._subscription(request, token)
+        secret = await self.subscriptions.rotate_secret(current.id)
+        await self._audit(token, "subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
+        return JSONResponse({"subscription_id": current.id, "secret": secret, "old_secrets_valid_for_s": 86_400})
+
+    # deliveries
+
+    async def list_deliveries(self, request: Request, token: Token) -> Response:
+        require(token, "read", partner_may=True)
+        q = request.query_params
+        _only(q.keys(), {"subscription_id", "order_id", "status", "since", "until", "limit"})
+        subscription_id = q.get("subscription_id")
+        if token.scope == "partner":
+            own(token, subscription_id or token.subscription_id, "subscription")
+            subscription_id = token.subscription_id
+        rows = await self.deliveries.search(
+            subscription_id=subscription_id,
+            order_id=q.get("order_id"),
+            status=_status(q.get("status")),
+            since=_time(q.get("since"), "since"),
+            until=_time(q.get("until"), "until"),
+            limit=_limit(q.get("limit")),
+        )
+        return JSONResponse({"deliveries": [_jsonable(r) for r in rows]})
+
+    async def get_delivery(self, request: Request, token: Token) -> Response:
+        require(token, "read", partner_may=True)
+        row = await self._delivery(request, token)
+        attempts = await self.deliveries.attempts(row["id"])
+        return JSONResponse({**_jsonable(row), "attempt_log": [_jsonable(a) for a in attempts]})
+
+    async def retry_delivery(self, request: Request, token: Token) -> Response:
+        require(token, "write", partner_may=True)
+        row = await self._delivery(request, token)
+        if row["status"] == DeliveryStatus.DELIVERED:
+            raise ApiError(409, "conflict", f"{row['id']} was delivered already; nothing to retry")
+        if row["status"] in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
+            raise ApiError(409, "conflict", f"{row['id']} is {row['status']}: it is being delivered already")
+        await resend(self.db, self.producer, delivery=row["id"], topic=self.deliveries_topic)
+        await self._audit(token, "delivery.retry", row["id"], {"status": row["status"]}, {"status": "pending"})
+        return JSONResponse({"id": row["id"], "status": "pending"}, 202)
+
+    # orders and the audit log
+
+    async def get_order(self, request: Request, token: Token) -> Response:
+        require(token, "read")
+        order_id = request.path_params["id"]
+        order = await self.orders.get(order_id)
+        timeline = await self.orders.timeline(order_id)
+        if order is None and not timeline:
+            raise ApiError(404, "not_found", f"no order {order_id!r}; order ids look like 'shopify:1001'")
+        risk = await RiskStore(self.db).get(order_id)
+        documents = await InvoiceStore(self.db).for_order(order_id)
+        return JSONResponse(
+            {
+                "order": _jsonable(dataclasses.asdict(order)) if order else None,
+                "timeline": [_jsonable(dataclasses.asdict(t)) for t in timeline],
+                "workflow_steps": [_jsonable(s) for s in await self.orders.workflow_steps(order_id)],
+                "deliveries": [_jsonable(d) for d in await self.deliveries.search(order_id=order_id, limit=200)],
+                "refs": await OrderRefs(self.db).all(order_id),
+                "risk": _jsonable(dataclasses.asdict(risk)) if risk else None,
+                "documents": [
+                    {"number": d.number, "kind": d.kind, "total": d.total, "currency": d.currency} for d in documents
+                ],
+            }
+        )
+
+    async def list_audit(self, request: Request, token: Token) -> Response:
+        require(token, "admin")
+        q = request.query_params
+        _only(q.keys(), {"target", "limit"})
+        entries = await audit.AuditLog(self.db).recent(target=q.get("target"), limit=_limit(q.get("limit")))
+        return JSONResponse({"entries": [_jsonable(dataclasses.asdict(e)) for e in entries]})
+
+    # helpers
+
+    async def _subscription(self, request: Request, token: Token) -> Subscription:
+        subscription_id = request.path_params["id"]
+        own(token, subscription_id, "subscription")
+        try:
+            return await self.subscriptions.get(subscription_id)
+        except UnknownSubscription:
+            raise ApiError(404, "not_found", f"no subscription {subscription_id!r}") from None
+
+    async def _delivery(self, request: Request, token: Token) -> dict[str, Any]:
+        row = await self.deliveries.get(request.path_params["id"])
+        if row is None:
+            raise ApiError(404, "not_found", f"no delivery {request.path_params['id']!r}")
+        own(token, row["subscription_id"], "delivery")
+        return row
+
+    async def _audit(self, token: Token, action: str, target: str, before: Any, after: Any) -> None:
+        async with self.db.connection() as conn:
+            await audit.record(conn, token.actor, action, target, before, after)
+
+
+def _unavailable(what: str) -> Response:
+    return JSONResponse(
+        {"error": "unavailable", "detail": f"{what} is not answering; try again shortly"},
+        503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _body(request: Request, model: type[M], *, empty_ok: bool = False) -> M:
+    raw = await request.body()
+    if not raw.strip() and empty_ok:
+        return model()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_request", "the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, "invalid", f"{field}: {first['msg']}") from None
+
+
+def _only(given: Any, allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ApiError(422, "invalid", f"unknown query parameter {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
+
+
+def _status(value: str | None) -> DeliveryStatus | None:
+    if value is None:
+        return None
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        known = ", ".join(s.value for s in DeliveryStatus)
+        raise ApiError(422, "invalid", f"status: must be one of {known}") from None
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(422, "invalid", f"{name}: an ISO 8601 time, e.g. 2026-12-01T08:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ApiError(422, "invalid", f"{name}: give a time zone, e.g. 2026-12-01T08:00:00Z")
+    return parsed
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= 500:
+        raise ApiError(422, "invalid", "limit: a whole number from 1 to 500")
+    return int(value)
+
+
+def _subscription(s: Subscription) -> dict[str, Any]:
+    """A subscription as the API shows it: never its secrets (only how many are active)."""
+    return {
+        "id": s.id,
+        "name": s.name,
+        "url": s.url,
+        "event_types": s.event_types,
+        "content_type": s.content_type,
+        "headers": s.headers,
+        "timeout_ms": s.timeout_ms,
+        "rate_limit_per_s": s.rate_limit_per_s,
+        "enabled": s.enabled,
+        "disabled_reason": s.disabled_reason,
+        "secrets": len(s.secrets),
+    }
+
+
+def _jsonable(row: Any) -> Any:
+    if isinstance(row, dict):
+        return {k: _jsonable(v) for k, v in row.items() if k not in ("value", "headers_raw")}
+    if isinstance(row, list | tuple):
+        return [_jsonable(v) for v in row]
+    if isinstance(row, datetime):
+        return row.isoformat()
+    if isinstance(row, bytes | memoryview):
+        return None
+    return row

@@ -1,0 +1,53 @@
+"""The admin service wired together: the database, a producer (retries go to deliveries.v1), the API."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from hookstream.db import Database
+from hookstream.http.server import AsgiServer
+from hookstream.kafka import Producer
+from hookstream.lifecycle import LifecycleGroup
+from hookstream.sensors import Sensors
+from hookstream_schemas import topics
+from hookstream_services.admin.api import Api
+from hookstream_services.admin.config import AdminSettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+def create_app(db: Database, producer: Producer, settings: AdminSettings) -> Starlette:
+    api = Api(db, producer, deliveries_topic=settings.deliveries_topic)
+    document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/yaml")
+
+    return Starlette(routes=[*api.routes(), Route("/openapi.yaml", openapi)])
+
+
+class AdminService(LifecycleGroup):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        *,
+        settings: AdminSettings,
+        sensors: Sensors | None = None,
+        create_topics: bool = True,
+        **options: Any,
+    ) -> None:
+        self.db = Database(database_url)
+        self.producer = Producer(bootstrap_servers, sensors=sensors)
+        self.server = AsgiServer(
+            create_app(self.db, self.producer, settings), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT"
+        )
+        super().__init__(
+            "admin",
+            [self.db, self.producer, self.server],
+            topics=[topics.DELIVERIES.renamed(settings.deliveries_topic)],
+            create_topics_on=bootstrap_servers if create_topics else None,
+        )
