@@ -32,6 +32,8 @@ def test_samples_reach_the_partner_signed_and_in_order(
             str(free_port()),
             "--partner-port",
             str(free_port()),
+            "--admin-port",
+            str(admin_port := free_port()),
         ],
         env=env,
         capture_output=True,
@@ -42,6 +44,7 @@ def test_samples_reach_the_partner_signed_and_in_order(
     out = result.stdout
     assert out.count("→ ingress 200") == 6
     assert "The partner received 6 webhooks, every signature verified" in out
+    assert re.search(rf"the admin API: http://127.0.0.1:{admin_port}/api/v1 with the token hst_\S+", out)
     assert "woocommerce:727: #1 order.created" in out
     assert "b2b-portal:B2B-2026-000317: #1 order.created" in out
     shopify = re.search(r"shopify:5612345678901: (.*)", out)

@@ -15,8 +15,9 @@ from hookstream_tools.devstack.settings import DevStackSettings
 @click.command()
 @click.option("--ingress-port", type=int, default=8080, show_default=True)
 @click.option("--partner-port", type=int, default=8090, show_default=True, help="the demo partner endpoint")
+@click.option("--admin-port", type=int, default=8070, show_default=True, help="the admin API")
 @click.option("--once", is_flag=True, help="stop when the partner has received everything (for scripts and CI)")
-def demo(ingress_port: int, partner_port: int, once: bool) -> None:
+def demo(ingress_port: int, partner_port: int, admin_port: int, once: bool) -> None:
     """The whole pipeline with a demo partner: what `make run` starts. Ctrl-C stops it all."""
     from collections import defaultdict
 
@@ -41,6 +42,7 @@ def demo(ingress_port: int, partner_port: int, once: bool) -> None:
                 stack.settings.state_dir,
                 ingress_port=ingress_port,
                 partner_port=partner_port,
+                admin_port=admin_port,
                 once=once,
                 say=lambda line: out.print(line, markup=False),
             )

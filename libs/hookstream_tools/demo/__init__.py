@@ -30,12 +30,13 @@ from hookstream import signatures
 from hookstream.db import Database, apply_migrations
 from hookstream.errors import HookstreamError
 from hookstream.store.subscriptions import SubscriptionStore
+from hookstream.store.tokens import TokenStore
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookstream_tools.demo.story import story
 from hookstream_tools.sandbox import Sandbox, SandboxServers
 
-SERVICES = ("ingress", "normalizer", "delivery", "crm", "inventory", "notifications", "risk", "fulfillment")
+SERVICES = ("ingress", "normalizer", "delivery", "crm", "inventory", "notifications", "risk", "fulfillment", "admin")
 PARTNER = "demo-partner"
 CHANNELS = {  # sample file prefix → (channel, signing scheme)
     "shopify": ("shopify", "shopify"),
@@ -140,6 +141,7 @@ async def run(
     ingress_port: int,
     partner_port: int,
     once: bool,
+    admin_port: int = 8070,
     say: Callable[[str], None],
     quiet_s: float = 4.0,
 ) -> PartnerLog:
@@ -156,6 +158,7 @@ async def run(
                 sub = await store.set_enabled(sub.id, True)
         else:
             sub = await store.add(name=PARTNER, url=url, event_types=["order.*"])
+        _, admin_token = await TokenStore(db).create("make run", "admin")
     partner.secret = sub.signing_secrets()[0]
 
     def show(event: dict[str, Any]) -> None:
@@ -184,6 +187,7 @@ async def run(
         "HOOKSTREAM_RISK_URL": sandbox.url("risk"),
         "HOOKSTREAM_FULFILLMENT_URL": sandbox.url("warehouse"),
         "HOOKSTREAM_NOTIFICATIONS_SMS_URL": sandbox.url("sms"),
+        "HOOKSTREAM_ADMIN_PORT": str(admin_port),
     }
     for service in ("NOTIFICATIONS", "FULFILLMENT"):
         env[f"HOOKSTREAM_{service}_SMTP_HOST"] = sandbox.host
@@ -208,6 +212,10 @@ async def run(
         say(
             "the sandbox plays their CRM, ERP, warehouse, risk platform, SMS and mail:"
             f" {sandbox.http_url}/_sandbox/summary"
+        )
+        say(
+            f"the admin API: http://127.0.0.1:{admin_port}/api/v1 with the token {admin_token}\n"
+            f"  e.g. curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{admin_port}/api/v1/deliveries"
         )
         for channel, headers, body in samples():
             status = await asyncio.to_thread(
