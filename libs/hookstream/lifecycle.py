@@ -132,6 +132,10 @@ class LifecycleGroup(Lifecycle):
         """(consumer service, dead-letter topic) of every consumer among the parts."""
         return [q for part in self.parts if hasattr(part, "dead_letter_queues") for q in part.dead_letter_queues()]
 
+    def consumer_groups(self) -> list[tuple[str, str, str]]:
+        """(consumer service, group id, input topic) of every consumer among the parts."""
+        return [g for part in self.parts if hasattr(part, "consumer_groups") for g in part.consumer_groups()]
+
 
 class Periodic(Lifecycle):
     """Housekeeping as a part: ``job`` now and then every ``interval_s`` while the service runs."""

@@ -71,6 +71,13 @@ class DeadLetterQueue:
 
 
 @dataclass(frozen=True)
+class ConsumerGroup:
+    consumer: str  # the consumer service, e.g. "crm" or "delivery-send"
+    group: str  # its Kafka group, hookstream.<consumer>
+    input_topic: str  # what a replay resets
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     description: str
@@ -102,6 +109,11 @@ class ServiceSpec:
             return []
         return [DeadLetterQueue(name, topic) for name, topic in self.build(context).dead_letter_queues()]
 
+    def consumer_groups(self, context: ServiceContext) -> list[ConsumerGroup]:
+        if self.build is None:
+            return []
+        return [ConsumerGroup(*group) for group in self.build(context).consumer_groups()]
+
 
 def discover() -> dict[str, ServiceSpec]:
     """Every registered service by name; a broken registration is an error that names it."""
@@ -117,6 +129,15 @@ def discover() -> dict[str, ServiceSpec]:
             raise ConfigurationError(f"entry point {entry.name!r} names a spec called {spec.name!r}")
         found[spec.name] = spec
     return dict(sorted(found.items()))
+
+
+def consumers(bootstrap_servers: str, database_url: str) -> dict[str, tuple[ServiceSpec, ConsumerGroup]]:
+    """Every registered consumer by name, with the service it runs in (building a service connects to nothing)."""
+    found: dict[str, tuple[ServiceSpec, ConsumerGroup]] = {}
+    for spec in discover().values():
+        context = ServiceContext(bootstrap_servers, database_url, spec.settings())
+        found.update({g.consumer: (spec, g) for g in spec.consumer_groups(context)})
+    return found
 
 
 def get(name: str) -> ServiceSpec:

@@ -7,17 +7,26 @@ the audit log with the token that made it. Errors are ``{"error", "detail"}`` wi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import psycopg
 from hookstream.db import Database
-from hookstream.errors import BrokerUnavailable, DatabaseUnavailable, DeliveryFailed, ProducerQueueFull
+from hookstream.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    DatabaseUnavailable,
+    DeliveryFailed,
+    ProducerQueueFull,
+)
 from hookstream.kafka import Producer
+from hookstream.kafka.groups import GroupActive, GroupAdmin
+from hookstream.registry import ConsumerGroup
 from hookstream.store import audit
 from hookstream.store.deliveries import DeliveryLog, DeliveryStatus, resend
 from hookstream.store.invoices import InvoiceStore
@@ -75,11 +84,29 @@ class Disable(BaseModel):
     reason: str = Field("disabled by an operator", min_length=1, max_length=500)
 
 
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_datetime: datetime
+    dry_run: bool = False
+
+
 class Api:
-    def __init__(self, db: Database, producer: Producer, *, deliveries_topic: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        producer: Producer,
+        *,
+        deliveries_topic: str,
+        groups: GroupAdmin,
+        consumers: Callable[[], Mapping[str, ConsumerGroup]],
+    ) -> None:
         self.db = db
         self.producer = producer
         self.deliveries_topic = deliveries_topic
+        self.groups = groups
+        self._find_consumers = consumers
+        self._consumers: Mapping[str, ConsumerGroup] | None = None
         self.tokens = TokenStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.deliveries = DeliveryLog(db)
@@ -101,6 +128,8 @@ class Api:
             r("/api/v1/deliveries/{id}/retry", self.retry_delivery, "POST"),
             r("/api/v1/orders/{id}", self.get_order),
             r("/api/v1/audit", self.list_audit),
+            r("/api/v1/consumers", self.list_consumers),
+            r("/api/v1/consumers/{name}/replay", self.replay, "POST"),
         ]
 
     def _route(self, path: str, handler: Handler, method: str = "GET") -> Route:
@@ -257,7 +286,73 @@ class Api:
         entries = await audit.AuditLog(self.db).recent(target=q.get("target"), limit=_limit(q.get("limit")))
         return JSONResponse({"entries": [_jsonable(dataclasses.asdict(e)) for e in entries]})
 
+    # consumers: lag and replay
+
+    async def list_consumers(self, request: Request, token: Token) -> Response:
+        require(token, "read")
+        found: list[dict[str, Any]] = []
+        for name, group in sorted(self.consumers().items()):
+            try:
+                rows = await asyncio.to_thread(self.groups.lag, group.group, group.input_topic)
+                members = await asyncio.to_thread(self.groups.members, group.group)
+            except ConfigurationError as exc:  # its input topic does not exist yet
+                found.append({"name": name, "group": group.group, "input_topic": group.input_topic, "error": str(exc)})
+                continue
+            found.append(
+                {
+                    "name": name,
+                    "group": group.group,
+                    "input_topic": group.input_topic,
+                    "members": members,
+                    "lag": sum(r.lag for r in rows),
+                    "partitions": [
+                        {"partition": r.partition, "committed": r.committed, "end": r.end, "lag": r.lag} for r in rows
+                    ],
+                }
+            )
+        return JSONResponse({"consumers": found})
+
+    async def replay(self, request: Request, token: Token) -> Response:
+        require(token, "admin")
+        name = request.path_params["name"]
+        group = self.consumers().get(name)
+        if group is None:
+            raise ApiError(404, "not_found", f"no consumer {name!r}; GET /api/v1/consumers lists them")
+        body = await _body(request, Replay)
+        if body.to_datetime.tzinfo is None:
+            raise ApiError(422, "invalid", "to_datetime: give a time zone, e.g. 2026-12-01T08:00:00Z")
+        if body.to_datetime.timestamp() < 0:
+            raise ApiError(422, "invalid", "to_datetime: Kafka keeps times from 1970 on; give a later one")
+        try:
+            plan = await asyncio.to_thread(self.groups.plan, group.group, group.input_topic, body.to_datetime)
+        except ConfigurationError as exc:  # the input topic does not exist yet
+            raise ApiError(409, "conflict", f"{exc}: nothing to replay before {name}'s input has records") from exc
+        answer = {
+            "consumer": name,
+            "group": group.group,
+            "input_topic": group.input_topic,
+            "to_datetime": body.to_datetime.isoformat(),
+            "dry_run": body.dry_run,
+            "reprocessed": sum(p.reprocessed for p in plan),
+            "partitions": [
+                {"partition": p.partition, "current": p.current, "target": p.target, "reprocessed": p.reprocessed}
+                for p in plan
+            ],
+        }
+        if not body.dry_run:
+            try:
+                await asyncio.to_thread(self.groups.reset, group.group, plan, service=name)
+            except GroupActive as exc:
+                raise ApiError(409, "conflict", str(exc)) from exc
+            await self._audit(token, "consumer.replay", name, None, answer)
+        return JSONResponse(answer)
+
     # helpers
+
+    def consumers(self) -> Mapping[str, ConsumerGroup]:
+        if self._consumers is None:
+            self._consumers = self._find_consumers()
+        return self._consumers
 
     async def _subscription(self, request: Request, token: Token) -> Subscription:
         subscription_id = request.path_params["id"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
+from hookstream import registry
 from hookstream.db import Database
 from hookstream.http.server import AsgiServer
 from hookstream.kafka import Producer
+from hookstream.kafka.groups import GroupAdmin
 from hookstream.lifecycle import LifecycleGroup
+from hookstream.registry import ConsumerGroup
 from hookstream.sensors import Sensors
 from hookstream_schemas import topics
 from hookstream_services.admin.api import Api
@@ -19,8 +23,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
-def create_app(db: Database, producer: Producer, settings: AdminSettings) -> Starlette:
-    api = Api(db, producer, deliveries_topic=settings.deliveries_topic)
+def create_app(
+    db: Database,
+    producer: Producer,
+    settings: AdminSettings,
+    *,
+    groups: GroupAdmin,
+    consumers: Callable[[], Mapping[str, ConsumerGroup]],
+) -> Starlette:
+    api = Api(db, producer, deliveries_topic=settings.deliveries_topic, groups=groups, consumers=consumers)
     document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
 
     async def openapi(request: Request) -> Response:
@@ -42,9 +53,14 @@ class AdminService(LifecycleGroup):
     ) -> None:
         self.db = Database(database_url)
         self.producer = Producer(bootstrap_servers, sensors=sensors)
-        self.server = AsgiServer(
-            create_app(self.db, self.producer, settings), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT"
-        )
+
+        def consumers() -> Mapping[str, ConsumerGroup]:
+            # Every registered consumer, for lag and replay; asked on first use, since building the
+            # services (this one among them) while this one is being built would never end.
+            return {name: group for name, (_, group) in registry.consumers(bootstrap_servers, database_url).items()}
+
+        app = create_app(self.db, self.producer, settings, groups=GroupAdmin(bootstrap_servers), consumers=consumers)
+        self.server = AsgiServer(app, settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
         super().__init__(
             "admin",
             [self.db, self.producer, self.server],

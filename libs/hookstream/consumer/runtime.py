@@ -177,12 +177,12 @@ class ConsumerService(Lifecycle):
     def topics(self, partitions: int | None = None) -> list[TopicSpec]:
         """The topics this consumer owns (its retry tiers, redrive and dead-letter topics) and its input.
 
-        The input is usually another service's output; it is declared here too (as its contract says,
-        when it is one) so that services can start in any order instead of failing on a missing topic."""
+        The input is usually another service's output; a contract input is declared here too (as the
+        contract says) so that services can start in any order instead of failing on a missing topic."""
         partitions = partitions or self.kafka.default_partitions
         s = self.settings
-        contract = next((c for c in CONTRACTS if c.name == self.input_topic), None)
-        specs = [contract or TopicSpec(self.input_topic, partitions, self.kafka.default_retention_ms)]
+        # Declared only when it is a contract: another topic's partition count is not ours to state.
+        specs = [c for c in CONTRACTS if c.name == self.input_topic]
         specs += [TopicSpec(t, partitions, s.retry_retention_ms) for t in sorted(self.policy.tier_topics())]
         specs.append(TopicSpec(self.policy.redrive_topic, partitions, s.retry_retention_ms))
         specs.append(TopicSpec(self.policy.dlq_topic, partitions, s.dlq_retention_ms))
@@ -190,6 +190,10 @@ class ConsumerService(Lifecycle):
 
     def dead_letter_queues(self) -> list[tuple[str, str]]:
         return [(self.service, self.policy.dlq_topic)]
+
+    def consumer_groups(self) -> list[tuple[str, str, str]]:
+        """(consumer service, group id, input topic): what a replay resets."""
+        return [(self.service, self.group_id, self.input_topic)]
 
     async def ready(self) -> list[tuple[str, bool, str]]:
         """Ready once the group has given this instance partitions to work on."""
@@ -204,7 +208,10 @@ class ConsumerService(Lifecycle):
     def _ensure_topics(self) -> None:
         admin = TopicAdmin(self.bootstrap_servers)
         partitions = admin.partition_count(self.input_topic) or self.kafka.default_partitions
-        admin.ensure_topics(self.topics(partitions))
+        specs = self.topics(partitions)
+        if not admin.partition_count(self.input_topic):
+            specs.append(TopicSpec(self.input_topic, partitions, self.kafka.default_retention_ms))
+        admin.ensure_topics(specs)
 
     async def stop(self) -> None:
         """Stop fetching, finish the records being worked on (up to ``drain_timeout_ms``), commit, close."""
