@@ -140,6 +140,15 @@ def consumers(bootstrap_servers: str, database_url: str) -> dict[str, tuple[Serv
     return found
 
 
+def dead_letter_queues(bootstrap_servers: str, database_url: str) -> dict[str, str]:
+    """Every registered consumer's dead-letter topic, by consumer name (``delivery-send``, ``normalizer``…)."""
+    found: dict[str, str] = {}
+    for spec in discover().values():
+        context = ServiceContext(bootstrap_servers, database_url, spec.settings())
+        found.update({q.consumer: q.topic for q in spec.dead_letter_queues(context)})
+    return found
+
+
 def get(name: str) -> ServiceSpec:
     services = discover()
     if name not in services:

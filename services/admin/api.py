@@ -8,14 +8,16 @@ the audit log with the token that made it. Errors are ``{"error", "detail"}`` wi
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import psycopg
+from hookstream.consumer.dlq import DeadLetter, list_dead_letters, redrive, select
 from hookstream.db import Database
 from hookstream.errors import (
     BrokerUnavailable,
@@ -91,6 +93,15 @@ class Replay(BaseModel):
     dry_run: bool = False
 
 
+class Redrive(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    positions: list[str] = Field(default_factory=list, description="partition:offset of each dead letter")
+    event_ids: list[str] = Field(default_factory=list)
+    all: bool = False
+    include_redriven: bool = False
+
+
 class Api:
     def __init__(
         self,
@@ -100,6 +111,8 @@ class Api:
         deliveries_topic: str,
         groups: GroupAdmin,
         consumers: Callable[[], Mapping[str, ConsumerGroup]],
+        queues: Callable[[], Mapping[str, str]],
+        bootstrap_servers: str,
     ) -> None:
         self.db = db
         self.producer = producer
@@ -107,6 +120,9 @@ class Api:
         self.groups = groups
         self._find_consumers = consumers
         self._consumers: Mapping[str, ConsumerGroup] | None = None
+        self._find_queues = queues
+        self._queues: Mapping[str, str] | None = None
+        self.bootstrap_servers = bootstrap_servers
         self.tokens = TokenStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.deliveries = DeliveryLog(db)
@@ -129,6 +145,9 @@ class Api:
             r("/api/v1/orders/{id}", self.get_order),
             r("/api/v1/audit", self.list_audit),
             r("/api/v1/consumers", self.list_consumers),
+            r("/api/v1/dead-letters", self.list_queues),
+            r("/api/v1/dead-letters/{consumer}", self.list_dead_letters),
+            r("/api/v1/dead-letters/{consumer}/redrive", self.redrive, "POST"),
             r("/api/v1/consumers/{name}/replay", self.replay, "POST"),
         ]
 
@@ -347,6 +366,65 @@ class Api:
             await self._audit(token, "consumer.replay", name, None, answer)
         return JSONResponse(answer)
 
+    # dead letters
+
+    async def list_queues(self, request: Request, token: Token) -> Response:
+        require(token, "read")
+        found = []
+        for consumer, topic in sorted(self.queues().items()):
+            try:
+                letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
+            except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
+                letters = []
+            waiting = sum(1 for d in letters if not d.redriven)
+            found.append({"consumer": consumer, "topic": topic, "dead_letters": len(letters), "not_redriven": waiting})
+        return JSONResponse({"queues": found})
+
+    async def list_dead_letters(self, request: Request, token: Token) -> Response:
+        require(token, "read")
+        consumer, topic = self._queue(request)
+        try:
+            letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
+        except ConfigurationError:
+            letters = []
+        return JSONResponse({"consumer": consumer, "topic": topic, "dead_letters": [_letter(d) for d in letters]})
+
+    async def redrive(self, request: Request, token: Token) -> Response:
+        require(token, "write")
+        consumer, topic = self._queue(request)
+        body = await _body(request, Redrive)
+        if not (body.all or body.positions or body.event_ids):
+            raise ApiError(422, "invalid", 'say which dead letters: "all": true, "positions" or "event_ids"')
+        try:
+            letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
+        except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
+            letters = []
+        try:
+            chosen = select(
+                letters,
+                positions=body.positions,
+                event_ids=body.event_ids,
+                everything=body.all,
+                include_redriven=body.include_redriven,
+            )
+        except ConfigurationError as exc:  # asked for dead letters that are not there
+            raise ApiError(422, "invalid", str(exc)) from exc
+        count = await redrive(self.producer, self.db, consumer, chosen)
+        await self._audit(token, "dead_letters.redrive", consumer, None, {"redriven": [d.position for d in chosen]})
+        return JSONResponse({"consumer": consumer, "redriven": count, "positions": [d.position for d in chosen]})
+
+    def queues(self) -> Mapping[str, str]:
+        if self._queues is None:
+            self._queues = self._find_queues()
+        return self._queues
+
+    def _queue(self, request: Request) -> tuple[str, str]:
+        consumer = request.path_params["consumer"]
+        topic = self.queues().get(consumer)
+        if topic is None:
+            raise ApiError(404, "not_found", f"no consumer {consumer!r}; GET /api/v1/dead-letters lists them")
+        return consumer, topic
+
     # helpers
 
     def consumers(self) -> Mapping[str, ConsumerGroup]:
@@ -434,6 +512,28 @@ def _limit(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 500:
         raise ApiError(422, "invalid", "limit: a whole number from 1 to 500")
     return int(value)
+
+
+def _letter(d: DeadLetter) -> dict[str, Any]:
+    """A dead letter as the API shows it: why, where from, its headers, and its payload (text when it is)."""
+    value = d.value or b""
+    try:
+        payload, encoding = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(value).decode(), "base64"
+    return {
+        "position": d.position,
+        "event_id": d.event_id,
+        "key": d.key,
+        "reason": d.reason,
+        "attempts": d.attempts,
+        "origin": d.origin,
+        "first_failed_at": datetime.fromtimestamp(d.first_failed_at_ms / 1000, UTC).isoformat(),
+        "redriven": d.redriven,
+        "headers": {k: v.decode("utf-8", "replace") for k, v in d.headers},
+        "payload": payload,
+        "payload_encoding": encoding,
+    }
 
 
 def _subscription(s: Subscription) -> dict[str, Any]:

@@ -30,8 +30,17 @@ def create_app(
     *,
     groups: GroupAdmin,
     consumers: Callable[[], Mapping[str, ConsumerGroup]],
+    queues: Callable[[], Mapping[str, str]],
 ) -> Starlette:
-    api = Api(db, producer, deliveries_topic=settings.deliveries_topic, groups=groups, consumers=consumers)
+    api = Api(
+        db,
+        producer,
+        deliveries_topic=settings.deliveries_topic,
+        groups=groups,
+        consumers=consumers,
+        queues=queues,
+        bootstrap_servers=groups.bootstrap_servers,
+    )
     document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
 
     async def openapi(request: Request) -> Response:
@@ -59,7 +68,12 @@ class AdminService(LifecycleGroup):
             # services (this one among them) while this one is being built would never end.
             return {name: group for name, (_, group) in registry.consumers(bootstrap_servers, database_url).items()}
 
-        app = create_app(self.db, self.producer, settings, groups=GroupAdmin(bootstrap_servers), consumers=consumers)
+        def queues() -> Mapping[str, str]:
+            return registry.dead_letter_queues(bootstrap_servers, database_url)
+
+        app = create_app(
+            self.db, self.producer, settings, groups=GroupAdmin(bootstrap_servers), consumers=consumers, queues=queues
+        )
         self.server = AsgiServer(app, settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
         super().__init__(
             "admin",

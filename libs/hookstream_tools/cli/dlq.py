@@ -21,14 +21,9 @@ def dlq() -> None:
 def queues() -> dict[str, str]:
     """Every registered consumer's dead-letter topic, by consumer name (``delivery-send``, ``normalizer``…)."""
     from hookstream import registry
-    from hookstream.registry import ServiceContext
 
     stack = StackSettings()
-    found: dict[str, str] = {}
-    for spec in registry.discover().values():
-        context = ServiceContext(stack.kafka_bootstrap_servers or "", stack.database_url or "", spec.settings())
-        found.update({q.consumer: q.topic for q in spec.dead_letter_queues(context)})
-    return found
+    return registry.dead_letter_queues(stack.kafka_bootstrap_servers or "", stack.database_url or "")
 
 
 def _dlq_letters(service: str, topic: str | None) -> list[Any]:
