@@ -93,6 +93,13 @@ class Replay(BaseModel):
     dry_run: bool = False
 
 
+class Recover(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime
+    include_skipped: bool = False
+
+
 class Redrive(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -139,6 +146,7 @@ class Api:
             r("/api/v1/subscriptions/{id}/disable", self.disable_subscription, "POST"),
             r("/api/v1/subscriptions/{id}/enable", self.enable_subscription, "POST"),
             r("/api/v1/subscriptions/{id}/rotate-secret", self.rotate_secret, "POST"),
+            r("/api/v1/subscriptions/{id}/recover", self.recover, "POST"),
             r("/api/v1/deliveries", self.list_deliveries),
             r("/api/v1/deliveries/{id}", self.get_delivery),
             r("/api/v1/deliveries/{id}/retry", self.retry_delivery, "POST"),
@@ -154,11 +162,17 @@ class Api:
     def _route(self, path: str, handler: Handler, method: str = "GET") -> Route:
         async def endpoint(request: Request) -> Response:
             try:
+                for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+                    if _unstorable(value) is not None:
+                        raise ApiError(422, "invalid", f"{name}: a NUL or an unpaired surrogate is not a valid value")
                 token = await authenticate(request, self.tokens)
                 return await handler(request, token)
             except ApiError as exc:
                 response: Response = exc.response()
                 return response
+            except psycopg.DataError as exc:  # a value the checks above let through and the database refuses
+                refused: Response = ApiError(422, "invalid", f"a value the database cannot take: {exc}").response()
+                return refused
             except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable) as exc:
                 log.warning("database unavailable", extra={"path": path, "error": str(exc)})
                 return _unavailable("PostgreSQL")
@@ -207,6 +221,9 @@ class Api:
         require(token, "write")
         before = await self._subscription(request, token)
         changes = (await _body(request, SubscriptionChange)).model_dump(exclude_unset=True)
+        nulls = sorted(k for k, v in changes.items() if v is None and k != "rate_limit_per_s")
+        if nulls:
+            raise ApiError(422, "invalid", f"{nulls[0]}: leave it out to keep it; null is only for rate_limit_per_s")
         try:
             after = await self.subscriptions.update(before.id, **changes)
         except InvalidSubscription as exc:
@@ -235,6 +252,24 @@ class Api:
         secret = await self.subscriptions.rotate_secret(current.id)
         await self._audit(token, "subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
         return JSONResponse({"subscription_id": current.id, "secret": secret, "old_secrets_valid_for_s": 86_400})
+
+    async def recover(self, request: Request, token: Token) -> Response:
+        require(token, "write", partner_may=True)
+        current = await self._subscription(request, token)
+        body = await _body(request, Recover)
+        if body.since.tzinfo is None:
+            raise ApiError(422, "invalid", "since: give a time zone, e.g. 2026-12-01T08:00:00Z")
+        count = await resend(
+            self.db,
+            self.producer,
+            subscription_id=current.id,
+            since=body.since,
+            include_skipped=body.include_skipped,
+            topic=self.deliveries_topic,
+        )
+        after = {"queued": count, "since": body.since.isoformat(), "include_skipped": body.include_skipped}
+        await self._audit(token, "subscription.recover", current.id, None, after)
+        return JSONResponse({"subscription_id": current.id, **after}, 202)
 
     # deliveries
 
@@ -470,12 +505,35 @@ async def _body(request: Request, model: type[M], *, empty_ok: bool = False) -> 
         raise ApiError(400, "bad_request", "the body must be a JSON object") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
+    bad = _unstorable(data)
+    if bad is not None:
+        raise ApiError(422, "invalid", f"{bad or 'body'}: a NUL or an unpaired surrogate cannot be stored")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise ApiError(422, "invalid", f"{field}: {first['msg']}") from None
+
+
+def _unstorable(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) PostgreSQL cannot store: NUL, or a lone UTF-16 surrogate."""
+    if isinstance(value, str):
+        return path if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _unstorable(key, path or "body") is not None:
+                return path or "body"
+            found = _unstorable(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
 
 
 def _only(given: Any, allowed: set[str]) -> None:
@@ -549,6 +607,7 @@ def _subscription(s: Subscription) -> dict[str, Any]:
         "rate_limit_per_s": s.rate_limit_per_s,
         "enabled": s.enabled,
         "disabled_reason": s.disabled_reason,
+        "failing_since": s.failing_since.isoformat() if s.failing_since else None,
         "secrets": len(s.secrets),
     }
 

@@ -231,6 +231,32 @@ async def test_an_order_timeline_across_services(world: World) -> None:
     assert body["refs"] == {"crm": "crm_7"}
 
 
+async def test_recover_queues_an_endpoints_failed_and_on_request_skipped_deliveries(
+    world: World, kafka_bootstrap: str
+) -> None:
+    log = DeliveryLog(world.db)
+    await log.create([(world.sub_a, "evt-a2", "shopify:3", "order.paid")], b"{}", [])
+    skipped = delivery_id(world.sub_a, "evt-a2")
+    await log.mark(skipped, DeliveryStatus.SKIPPED, "the endpoint was disabled")
+    await SubscriptionStore(world.db).mark_failing(world.sub_a)
+    status, sub, _ = await world.call("GET", f"/api/v1/subscriptions/{world.sub_a}", "read")
+    assert (status, sub["failing_since"] is not None) == (200, True)  # endpoint health
+    path = f"/api/v1/subscriptions/{world.sub_a}/recover"
+    status, body, _ = await world.call("POST", path, "write", body={"since": "2026-12-01T08:00:00"})
+    assert (status, "time zone" in body["detail"]) == (422, True)
+    status, body, _ = await world.call("POST", path, "partner_a", body={"since": "2020-01-01T00:00:00Z"})
+    assert (status, body["queued"]) == (202, 1)  # the failed one
+    status, body, _ = await world.call(
+        "POST", path, "write", body={"since": "2020-01-01T00:00:00Z", "include_skipped": True}
+    )
+    assert (status, body["queued"]) == (202, 1)  # the skipped one (the failed one is pending now)
+    assert await log.status(skipped) == DeliveryStatus.PENDING
+    status, _, _ = await world.call(
+        "POST", f"/api/v1/subscriptions/{world.sub_b}/recover", "partner_a", body={"since": "2020-01-01T00:00:00Z"}
+    )
+    assert status == 404
+
+
 async def test_a_retry_that_cannot_be_queued_leaves_the_delivery_as_it_was(world: World) -> None:
     class BrokerDown:
         async def send(self, *args: Any, **kwargs: Any) -> None:

@@ -34,6 +34,10 @@ def test_settings_are_validated_with_the_fix_in_the_message() -> None:
         ({"timeout_ms": 5}, "between 100 and 60000"),
         ({"rate_limit_per_s": 0}, "between 0.01 and 100000"),
         ({"rate_limit_per_s": 5e-324}, "between 0.01 and 100000"),  # underflowed the real column: a 500 once
+        ({"url": "https://_o]x.example/"}, "is not a URL"),  # urlsplit's ValueError: a 500 once
+        ({"url": "https://a.example/\x00"}, "control characters"),
+        ({"headers": {"X Bad": "v"}}, "not an HTTP token"),
+        ({"headers": {"X-Ok": "line\nbreak"}}, "printable ASCII"),
     ]
     for change, message in cases:
         with pytest.raises(InvalidSubscription, match=message):

@@ -121,9 +121,15 @@ class DeliveryLog:
         return results
 
     async def for_retry(
-        self, *, delivery: str | None = None, subscription_id: str | None = None, since: datetime | None = None
+        self,
+        *,
+        delivery: str | None = None,
+        subscription_id: str | None = None,
+        since: datetime | None = None,
+        include_skipped: bool = False,
     ) -> list[dict[str, Any]]:
-        """One delivery (any state but delivered), or every failed one of an endpoint since a time, oldest first."""
+        """One delivery (any state but delivered), or every failed (and, asked, skipped) one of an endpoint
+        since a time, oldest first."""
         async with self.db.connection() as conn:
             if delivery is not None:
                 cur = await conn.execute(
@@ -134,9 +140,13 @@ class DeliveryLog:
             else:
                 cur = await conn.execute(
                     """SELECT id, subscription_id, order_id, status, value, headers FROM deliveries
-                       WHERE subscription_id = %s AND status = %s AND created_at >= %s
+                       WHERE subscription_id = %s AND status = ANY(%s) AND created_at >= %s
                        ORDER BY created_at, id""",
-                    (subscription_id, str(DeliveryStatus.FAILED), since),
+                    (
+                        subscription_id,
+                        [str(DeliveryStatus.FAILED)] + ([str(DeliveryStatus.SKIPPED)] if include_skipped else []),
+                        since,
+                    ),
                 )
             return list(await cur.fetchall())
 
@@ -264,12 +274,15 @@ async def resend(
     delivery: str | None = None,
     subscription_id: str | None = None,
     since: datetime | None = None,
+    include_skipped: bool = False,
     topic: str = topics.DELIVERIES.name,
     on_progress: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> int:
     """Mark the deliveries pending and queue them on ``deliveries.v1`` (same key: order kept); return the count."""
     log = DeliveryLog(db)
-    rows = await log.for_retry(delivery=delivery, subscription_id=subscription_id, since=since)
+    rows = await log.for_retry(
+        delivery=delivery, subscription_id=subscription_id, since=since, include_skipped=include_skipped
+    )
     if delivery is not None and not rows:
         raise ConfigurationError(f"no delivery {delivery!r}")
     if delivery is not None and rows[0]["status"] == DeliveryStatus.DELIVERED:

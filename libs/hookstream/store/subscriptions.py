@@ -21,6 +21,7 @@ from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 
 ContentType = Literal["json", "xml"]
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _EVENT_PATTERN = re.compile(r"^(\*|[a-z_]+(\.([a-z_]+|\*))*)$")
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"}
@@ -61,6 +62,7 @@ class Subscription:
     rate_limit_per_s: float | None = None
     enabled: bool = True
     disabled_reason: str | None = None
+    failing_since: datetime | None = None  # every delivery has failed since then (cleared by a success)
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and any(matches(pattern, event_type) for pattern in self.event_types)
@@ -93,8 +95,14 @@ def validate(
     timeout_ms: int = 10_000,
     rate_limit_per_s: float | None = None,
 ) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not url.isprintable() or any("\ud800" <= c <= "\udfff" for c in url):
+        raise InvalidSubscription(f"url {url!r} has control characters; give a plain http(s) URL")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unbalanced [ of an IPv6 literal
+        raise InvalidSubscription(f"url {url!r} is not a URL ({exc}); e.g. https://partner.example/hooks") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise InvalidSubscription(f"url {url!r} must be an absolute http(s) URL, e.g. https://partner.example/hooks")
     if not event_types:
         raise InvalidSubscription("give at least one event type, e.g. order.paid or order.*")
@@ -103,9 +111,13 @@ def validate(
             raise InvalidSubscription(f"event type {pattern!r} is not like order.paid, order.* or *")
     if content_type not in ("json", "xml"):
         raise InvalidSubscription(f"content type {content_type!r} must be json or xml")
-    for name in headers or {}:
+    for name, value in (headers or {}).items():
+        if not _HEADER_NAME.match(name):
+            raise InvalidSubscription(f"header name {name!r} is not an HTTP token (letters, digits, -_.!#$%&'*+^`|~)")
         if name.lower() in RESERVED_HEADERS:
             raise InvalidSubscription(f"header {name!r} is set by hookstream and cannot be overridden")
+        if not all(c == "\t" or (c.isprintable() and c.isascii()) for c in value):
+            raise InvalidSubscription(f"header {name!r}: its value must be printable ASCII")
     if not 100 <= timeout_ms <= 60_000:
         raise InvalidSubscription(f"timeout {timeout_ms} ms must be between 100 and 60000")
     if rate_limit_per_s is not None and not MIN_RATE_PER_S <= rate_limit_per_s <= MAX_RATE_PER_S:
@@ -147,11 +159,12 @@ def _from_row(row: dict[str, Any]) -> Subscription:
         rate_limit_per_s=row["rate_limit_per_s"],
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
+        failing_since=row["failing_since"],
     )
 
 
 _SELECT = """SELECT id, name, url, event_types, secrets, content_type, headers, timeout_ms,
-                   rate_limit_per_s, enabled, disabled_reason
+                   rate_limit_per_s, enabled, disabled_reason, failing_since
               FROM subscriptions"""
 
 

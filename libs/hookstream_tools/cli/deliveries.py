@@ -45,9 +45,11 @@ def deliveries_retry(delivery_id: str) -> None:
 @deliveries.command("recover")
 @click.argument("subscription_id")
 @click.option("--since", required=True, type=click.DateTime(), help="failed deliveries created since (UTC)")
-def deliveries_recover(subscription_id: str, since: Any) -> None:
+@click.option("--include-skipped", is_flag=True, help="also those skipped while the endpoint was disabled")
+def deliveries_recover(subscription_id: str, since: Any, include_skipped: bool) -> None:
     """Send again every failed delivery of an endpoint since a time, in their original order."""
     from datetime import UTC
 
-    count = _resend(subscription_id=subscription_id, since=since.replace(tzinfo=UTC))
-    out.print(f"{count} failed deliveries of {subscription_id} queued again, oldest first.")
+    count = _resend(subscription_id=subscription_id, since=since.replace(tzinfo=UTC), include_skipped=include_skipped)
+    what = "failed and skipped" if include_skipped else "failed"
+    out.print(f"{count} {what} deliveries of {subscription_id} queued again, oldest first.")
