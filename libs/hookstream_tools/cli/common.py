@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 from hookstream.errors import ConfigurationError, HookstreamError, UnknownService
 from rich.console import Console
+
+T = TypeVar("T")
+S = TypeVar("S")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,3 +46,17 @@ async def require_migrated(database_url: str) -> None:
             f"the database is missing {len(pending)} migration(s) ({', '.join(pending[:2])}…):"
             " run `hookstream db migrate` first"
         )
+
+
+def with_store(store: Callable[[Any], S], action: Callable[[S], Awaitable[T]]) -> T:
+    """Run ``action`` on ``store(db)`` against DATABASE_URL, once it is known to be migrated."""
+    from hookstream.db import Database
+    from hookstream.settings import StackSettings
+
+    async def run() -> T:
+        database_url = StackSettings().require_database()
+        await require_migrated(database_url)
+        async with Database(database_url) as db:
+            return await action(store(db))
+
+    return asyncio.run(run())

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
-from hookstream.settings import StackSettings
 
-from hookstream_tools.cli.common import Group, fail, out, require_migrated
+from hookstream_tools.cli.common import Group, fail, out, with_store
 
 
 @click.group(cls=Group)
@@ -17,16 +15,9 @@ def subscriptions() -> None:
 
 
 def _with_store(action: Any) -> Any:
-    from hookstream.db import Database
     from hookstream.store.subscriptions import SubscriptionStore
 
-    async def run() -> Any:
-        database_url = StackSettings().require_database()
-        await require_migrated(database_url)
-        async with Database(database_url) as db:
-            return await action(SubscriptionStore(db))
-
-    return asyncio.run(run())
+    return with_store(SubscriptionStore, action)
 
 
 def _headers(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
-from hookstream.settings import StackSettings
 
-from hookstream_tools.cli.common import Group, out, require_migrated
+from hookstream_tools.cli.common import Group, out, with_store
 
 
 @click.group(cls=Group)
@@ -17,16 +15,9 @@ def tokens() -> None:
 
 
 def _with_store(action: Any) -> Any:
-    from hookstream.db import Database
     from hookstream.store.tokens import TokenStore
 
-    async def run() -> Any:
-        database_url = StackSettings().require_database()
-        await require_migrated(database_url)
-        async with Database(database_url) as db:
-            return await action(TokenStore(db))
-
-    return asyncio.run(run())
+    return with_store(TokenStore, action)
 
 
 @tokens.command("create")
