@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -26,9 +27,12 @@ from hookstream.errors import (
     DeliveryFailed,
     ProducerQueueFull,
 )
+from hookstream.http.outbound.payload import render
+from hookstream.http.outbound.sender import Sender, Verdict, explain
 from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupActive, GroupAdmin
 from hookstream.registry import ConsumerGroup
+from hookstream.signatures import standard_headers
 from hookstream.store import audit
 from hookstream.store.deliveries import DeliveryLog, DeliveryStatus, resend
 from hookstream.store.invoices import InvoiceStore
@@ -120,6 +124,7 @@ class Api:
         consumers: Callable[[], Mapping[str, ConsumerGroup]],
         queues: Callable[[], Mapping[str, str]],
         bootstrap_servers: str,
+        sender: Sender,
     ) -> None:
         self.db = db
         self.producer = producer
@@ -130,6 +135,7 @@ class Api:
         self._find_queues = queues
         self._queues: Mapping[str, str] | None = None
         self.bootstrap_servers = bootstrap_servers
+        self.sender = sender
         self.tokens = TokenStore(db)
         self.subscriptions = SubscriptionStore(db)
         self.deliveries = DeliveryLog(db)
@@ -147,6 +153,7 @@ class Api:
             r("/api/v1/subscriptions/{id}/enable", self.enable_subscription, "POST"),
             r("/api/v1/subscriptions/{id}/rotate-secret", self.rotate_secret, "POST"),
             r("/api/v1/subscriptions/{id}/recover", self.recover, "POST"),
+            r("/api/v1/subscriptions/{id}/test", self.send_test, "POST"),
             r("/api/v1/deliveries", self.list_deliveries),
             r("/api/v1/deliveries/{id}", self.get_delivery),
             r("/api/v1/deliveries/{id}/retry", self.retry_delivery, "POST"),
@@ -270,6 +277,37 @@ class Api:
         after = {"queued": count, "since": body.since.isoformat(), "include_skipped": body.include_skipped}
         await self._audit(token, "subscription.recover", current.id, None, after)
         return JSONResponse({"subscription_id": current.id, **after}, 202)
+
+    async def send_test(self, request: Request, token: Token) -> Response:
+        """A signed ``webhook.test`` event to the endpoint now, and what came back, explained."""
+        require(token, "write", partner_may=True)
+        sub = await self._subscription(request, token)
+        now = datetime.now(UTC)
+        event = {
+            "event_id": f"test_{secrets.token_hex(8)}",
+            "type": "webhook.test",
+            "subscription_id": sub.id,
+            "occurred_at": now,
+            "message": "a test event from hookstream: no order behind it",
+        }
+        body, content_type = render(event, sub.content_type)
+        headers = {
+            **sub.headers,
+            "Content-Type": content_type,
+            "User-Agent": "hookstream-admin/0.1",
+            **standard_headers(sub.signing_secrets(), f"msg_{event['event_id']}", int(now.timestamp()), body),
+        }
+        attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
+        answer = {
+            "delivered": attempt.verdict is Verdict.DELIVERED,
+            "status_code": attempt.status_code,
+            "latency_ms": attempt.latency_ms,
+            "response_excerpt": attempt.excerpt,
+            "error": attempt.error,
+            "explanation": explain(attempt),
+        }
+        await self._audit(token, "subscription.test", sub.id, None, {"delivered": answer["delivered"]})
+        return JSONResponse(answer)
 
     # deliveries
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hookstream.settings import CommaList
 from hookstream_schemas import topics
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,3 +13,5 @@ class AdminSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8070
     deliveries_topic: str = topics.DELIVERIES.name  # where a retried delivery is queued
+    # Targets a test event may go to although private (e.g. loopback for local runs), as for delivery.
+    allow_targets: CommaList = []

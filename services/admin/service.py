@@ -8,6 +8,7 @@ from typing import Any
 
 from hookstream import registry
 from hookstream.db import Database
+from hookstream.http.outbound.sender import Sender
 from hookstream.http.server import AsgiServer
 from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupAdmin
@@ -31,6 +32,7 @@ def create_app(
     groups: GroupAdmin,
     consumers: Callable[[], Mapping[str, ConsumerGroup]],
     queues: Callable[[], Mapping[str, str]],
+    sender: Sender,
 ) -> Starlette:
     api = Api(
         db,
@@ -40,6 +42,7 @@ def create_app(
         consumers=consumers,
         queues=queues,
         bootstrap_servers=groups.bootstrap_servers,
+        sender=sender,
     )
     document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
 
@@ -71,13 +74,20 @@ class AdminService(LifecycleGroup):
         def queues() -> Mapping[str, str]:
             return registry.dead_letter_queues(bootstrap_servers, database_url)
 
+        self.sender = Sender(allow_targets=frozenset(settings.allow_targets))
         app = create_app(
-            self.db, self.producer, settings, groups=GroupAdmin(bootstrap_servers), consumers=consumers, queues=queues
+            self.db,
+            self.producer,
+            settings,
+            groups=GroupAdmin(bootstrap_servers),
+            consumers=consumers,
+            queues=queues,
+            sender=self.sender,
         )
         self.server = AsgiServer(app, settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
         super().__init__(
             "admin",
-            [self.db, self.producer, self.server],
+            [self.db, self.producer, self.sender, self.server],
             topics=[topics.DELIVERIES.renamed(settings.deliveries_topic)],
             create_topics_on=bootstrap_servers if create_topics else None,
         )

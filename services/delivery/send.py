@@ -17,6 +17,7 @@ from hookstream.consumer import Record
 from hookstream.consumer.dlq import REDRIVEN_FROM
 from hookstream.errors import PermanentError, RetriableError
 from hookstream.http.outbound.payload import render
+from hookstream.http.outbound.sender import Sender, Verdict
 from hookstream.kafka import Producer
 from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
@@ -34,7 +35,6 @@ from hookstream.store.subscriptions import Subscription
 from hookstream_schemas import topics
 from hookstream_services.delivery.breaker import Breaker
 from hookstream_services.delivery.cache import SubscriptionCache
-from hookstream_services.delivery.sender import Sender, Verdict
 
 log = logging.getLogger("hookstream.delivery")
 

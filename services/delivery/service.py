@@ -8,6 +8,7 @@ from datetime import timedelta
 from hookstream.avro import SchemaStore
 from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
+from hookstream.http.outbound.sender import Sender
 from hookstream.kafka import Producer
 from hookstream.lifecycle import LifecycleGroup, Periodic
 from hookstream.sensors import Sensors
@@ -20,7 +21,6 @@ from hookstream_services.delivery.breaker import Breaker
 from hookstream_services.delivery.cache import SubscriptionCache
 from hookstream_services.delivery.fanout import Fanout
 from hookstream_services.delivery.send import Send
-from hookstream_services.delivery.sender import Sender
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("hookstream.delivery")

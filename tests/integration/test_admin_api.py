@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from confluent_kafka import Consumer
 from hookstream.db import Database
 from hookstream.errors import BrokerUnavailable
@@ -24,6 +25,7 @@ from hookstream.store.tokens import TokenStore
 from hookstream_services.admin.config import AdminSettings
 from hookstream_services.admin.service import AdminService
 from hookstream_tools.devstack.process import free_port
+from standardwebhooks.webhooks import Webhook
 
 from tests.waiting import until
 
@@ -71,7 +73,7 @@ async def world(kafka_bootstrap: str, migrated_database_url: str, unique_name: s
         failed_a, delivered_b = delivery_id(a.id, "evt-a1"), delivery_id(b.id, "evt-b1")
         await log.record(failed_a, AttemptRecord(500, 41, "upstream exploded", "HTTP 500"), DeliveryStatus.FAILED)
         await log.record(delivered_b, AttemptRecord(200, 12, "ok", None), DeliveryStatus.DELIVERED)
-        settings = AdminSettings(port=0, deliveries_topic=f"{unique_name}.deliveries")
+        settings = AdminSettings(port=0, deliveries_topic=f"{unique_name}.deliveries", allow_targets=["loopback"])
         async with AdminService(kafka_bootstrap, migrated_database_url, settings=settings) as admin:
             yield World(admin.server.url, db, tokens, a.id, b.id, failed_a, delivered_b, settings.deliveries_topic)
 
@@ -255,6 +257,41 @@ async def test_recover_queues_an_endpoints_failed_and_on_request_skipped_deliver
         "POST", f"/api/v1/subscriptions/{world.sub_b}/recover", "partner_a", body={"since": "2020-01-01T00:00:00Z"}
     )
     assert status == 404
+
+
+async def test_a_test_event_is_signed_sent_now_and_its_answer_explained(world: World) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+    answers = [web.Response(text="thanks"), web.Response(status=503, text="maintenance until 10:00")]
+
+    async def endpoint(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        return answers[len(received) - 1]
+
+    app = web.Application()
+    app.router.add_post("/hooks", endpoint)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        subs = SubscriptionStore(world.db)
+        local = await subs.add(name="local", url=f"http://127.0.0.1:{port}/hooks", event_types=["order.*"])
+        status, body, _ = await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "write")
+        assert (status, body["delivered"], body["status_code"], body["response_excerpt"]) == (200, True, 200, "thanks")
+        headers, payload = received[0]
+        verified = Webhook(local.signing_secrets()[0]).verify(payload, headers)  # the partner's own check
+        assert verified["type"] == "webhook.test"
+        status, body, _ = await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "write")
+        assert (status, body["delivered"], body["status_code"]) == (200, False, 503)
+        assert "failed or is busy" in body["explanation"]
+        assert "maintenance" in body["response_excerpt"]
+        status, body, _ = await world.call("POST", f"/api/v1/subscriptions/{world.sub_a}/test", "partner_a")
+        assert (status, body["delivered"], body["status_code"]) == (200, False, None)  # a.example: no such host here
+        assert body["explanation"].startswith("DNS: the endpoint's host name does not resolve")
+        assert (await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "partner_a"))[0] == 404
+        assert (await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "read"))[0] == 403
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_retry_that_cannot_be_queued_leaves_the_delivery_as_it_was(world: World) -> None:

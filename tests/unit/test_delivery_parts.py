@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hookstream.http.outbound.sender import Attempt, Verdict, explain
 from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import _unique_rounds, delivery_id, webhook_id
 from hookstream_services.delivery.breaker import Breaker
-from hookstream_services.delivery.sender import Attempt, Verdict
 
 
 class Clock:
@@ -59,3 +59,32 @@ def test_a_delivery_recorded_twice_in_one_batch_goes_in_a_later_round() -> None:
     attempt = Attempt(500, 3, None, "HTTP 500", verdict=Verdict.RETRY)
     items = [("a", attempt, "retrying"), ("b", attempt, "retrying"), ("a", attempt, "delivered")]
     assert [[d for d, _, _ in r] for r in _unique_rounds(items)] == [["a", "b"], ["a"]]
+
+
+def test_an_attempt_is_explained_in_words_a_partner_can_act_on() -> None:
+    def attempt(status: int | None, error: str | None, verdict: Verdict = Verdict.RETRY) -> Attempt:
+        return Attempt(status, 12, None, error, verdict=verdict)
+
+    cases = [
+        (attempt(200, None, Verdict.DELIVERED), "delivered: the endpoint answered 200"),
+        (attempt(None, "no answer within 10000 ms"), "timeout:"),
+        (
+            attempt(
+                None, "ClientConnectorDNSError: Cannot connect to host x:443 ssl:default [Name or service not known]"
+            ),
+            "DNS:",
+        ),
+        (attempt(None, "ClientConnectorCertificateError: certificate verify failed"), "TLS:"),
+        (
+            attempt(
+                None,
+                "ClientConnectorError: Cannot connect to host 127.0.0.1:9 ssl:default [Connection refused]",
+            ),
+            "connection refused:",
+        ),
+        (attempt(503, "HTTP 503"), "503: the endpoint failed or is busy"),
+        (attempt(404, "HTTP 404", Verdict.REJECTED), "404: the endpoint refused the request for good"),
+        (attempt(410, "HTTP 410", Verdict.GONE), "410 Gone"),
+    ]
+    for given, words in cases:
+        assert explain(given).startswith(words), (given, explain(given))

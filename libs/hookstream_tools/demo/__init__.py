@@ -188,6 +188,7 @@ async def run(
         "HOOKSTREAM_FULFILLMENT_URL": sandbox.url("warehouse"),
         "HOOKSTREAM_NOTIFICATIONS_SMS_URL": sandbox.url("sms"),
         "HOOKSTREAM_ADMIN_PORT": str(admin_port),
+        "HOOKSTREAM_ADMIN_ALLOW_TARGETS": "loopback",  # the demo partner listens on 127.0.0.1
     }
     for service in ("NOTIFICATIONS", "FULFILLMENT"):
         env[f"HOOKSTREAM_{service}_SMTP_HOST"] = sandbox.host

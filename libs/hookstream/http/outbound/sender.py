@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+
 from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses
 from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import AttemptRecord
@@ -157,3 +158,29 @@ def _unsafe_cause(exc: BaseException) -> UnsafeTarget | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def explain(attempt: Attempt) -> str:
+    """What an attempt's outcome means, in words a partner can act on (the portal and the test send)."""
+    error = attempt.error or ""
+    if attempt.verdict is Verdict.DELIVERED:
+        return f"delivered: the endpoint answered {attempt.status_code} in {attempt.latency_ms} ms"
+    if attempt.status_code is None:
+        lowered = error.lower()
+        if "no answer within" in lowered:
+            return f"timeout: {error}; the endpoint must answer within its timeout (answer first, work later)"
+        dns = ("name or service not known", "nodename nor servname", "temporary failure in name resolution", "dns")
+        if any(words in lowered for words in dns):
+            return f"DNS: the endpoint's host name does not resolve ({error})"
+        if "certificate" in lowered or "sslerror" in lowered or "handshake" in lowered:
+            return f"TLS: the endpoint's certificate could not be verified ({error})"
+        if "refused" in lowered and "connect" in lowered:
+            return f"connection refused: nothing listens at the endpoint's address ({error})"
+        if "private" in lowered or "loopback" in lowered or "not allowed" in lowered:
+            return f"refused target: {error}"
+        return f"no HTTP answer: {error}"
+    if attempt.status_code == 410:
+        return "410 Gone: the endpoint says it was removed; hookstream disables it"
+    if attempt.status_code == 429 or attempt.status_code >= 500:
+        return f"{attempt.status_code}: the endpoint failed or is busy; retried with backoff"
+    return f"{attempt.status_code}: the endpoint refused the request for good; check its answer"
