@@ -169,10 +169,10 @@ class Api:
     def _route(self, path: str, handler: Handler, method: str = "GET") -> Route:
         async def endpoint(request: Request) -> Response:
             try:
+                token = await authenticate(request, self.tokens)  # no token: 401 before anything else
                 for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
                     if _unstorable(value) is not None:
                         raise ApiError(422, "invalid", f"{name}: a NUL or an unpaired surrogate is not a valid value")
-                token = await authenticate(request, self.tokens)
                 return await handler(request, token)
             except ApiError as exc:
                 response: Response = exc.response()
