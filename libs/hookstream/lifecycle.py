@@ -128,12 +128,8 @@ class LifecycleGroup(Lifecycle):
         owned = [spec for part in self.parts if hasattr(part, "topics") for spec in part.topics()]
         return [*self.declared_topics, *owned]
 
-    def dead_letter_queues(self) -> list[tuple[str, str]]:
-        """(consumer service, dead-letter topic) of every consumer among the parts."""
-        return [q for part in self.parts if hasattr(part, "dead_letter_queues") for q in part.dead_letter_queues()]
-
-    def consumer_groups(self) -> list[tuple[str, str, str]]:
-        """(consumer service, group id, input topic) of every consumer among the parts."""
+    def consumer_groups(self) -> list[tuple[str, str, str, str]]:
+        """(consumer service, group id, input topic, dead-letter topic) of every consumer among the parts."""
         return [g for part in self.parts if hasattr(part, "consumer_groups") for g in part.consumer_groups()]
 
 

@@ -65,16 +65,11 @@ def build_with(service: GroupService) -> Callable[[ServiceContext], LifecycleGro
 
 
 @dataclass(frozen=True)
-class DeadLetterQueue:
-    consumer: str  # the consumer service whose dead letters these are, e.g. "delivery-send"
-    topic: str
-
-
-@dataclass(frozen=True)
 class ConsumerGroup:
     consumer: str  # the consumer service, e.g. "crm" or "delivery-send"
     group: str  # its Kafka group, hookstream.<consumer>
     input_topic: str  # what a replay resets
+    dlq_topic: str  # where its dead letters go
 
 
 @dataclass(frozen=True)
@@ -104,11 +99,6 @@ class ServiceSpec:
         assert self.build is not None
         return self.build(context).topics()
 
-    def dead_letter_queues(self, context: ServiceContext) -> list[DeadLetterQueue]:
-        if self.build is None:
-            return []
-        return [DeadLetterQueue(name, topic) for name, topic in self.build(context).dead_letter_queues()]
-
     def consumer_groups(self, context: ServiceContext) -> list[ConsumerGroup]:
         if self.build is None:
             return []
@@ -131,21 +121,13 @@ def discover() -> dict[str, ServiceSpec]:
     return dict(sorted(found.items()))
 
 
-def consumers(bootstrap_servers: str, database_url: str) -> dict[str, tuple[ServiceSpec, ConsumerGroup]]:
-    """Every registered consumer by name, with the service it runs in (building a service connects to nothing)."""
-    found: dict[str, tuple[ServiceSpec, ConsumerGroup]] = {}
+def consumers(bootstrap_servers: str, database_url: str) -> dict[str, ConsumerGroup]:
+    """Every registered consumer by name (``crm``, ``delivery-send``…): its group, input and dead-letter
+    topic, found by building every service (which connects to nothing)."""
+    found: dict[str, ConsumerGroup] = {}
     for spec in discover().values():
         context = ServiceContext(bootstrap_servers, database_url, spec.settings())
-        found.update({g.consumer: (spec, g) for g in spec.consumer_groups(context)})
-    return found
-
-
-def dead_letter_queues(bootstrap_servers: str, database_url: str) -> dict[str, str]:
-    """Every registered consumer's dead-letter topic, by consumer name (``delivery-send``, ``normalizer``…)."""
-    found: dict[str, str] = {}
-    for spec in discover().values():
-        context = ServiceContext(bootstrap_servers, database_url, spec.settings())
-        found.update({q.consumer: q.topic for q in spec.dead_letter_queues(context)})
+        found.update({g.consumer: g for g in spec.consumer_groups(context)})
     return found
 
 

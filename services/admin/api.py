@@ -27,12 +27,11 @@ from hookstream.errors import (
     DeliveryFailed,
     ProducerQueueFull,
 )
-from hookstream.http.outbound.payload import render
+from hookstream.http.outbound.payload import signed_request
 from hookstream.http.outbound.sender import Sender, Verdict, explain
 from hookstream.kafka import Producer
-from hookstream.kafka.groups import GroupActive, GroupAdmin
+from hookstream.kafka.groups import GroupActive, GroupAdmin, UnknownTopic
 from hookstream.registry import ConsumerGroup
-from hookstream.signatures import standard_headers
 from hookstream.store import audit
 from hookstream.store.deliveries import DeliveryLog, DeliveryStatus, resend
 from hookstream.store.invoices import InvoiceStore
@@ -122,8 +121,6 @@ class Api:
         deliveries_topic: str,
         groups: GroupAdmin,
         consumers: Callable[[], Mapping[str, ConsumerGroup]],
-        queues: Callable[[], Mapping[str, str]],
-        bootstrap_servers: str,
         sender: Sender,
     ) -> None:
         self.db = db
@@ -132,9 +129,6 @@ class Api:
         self.groups = groups
         self._find_consumers = consumers
         self._consumers: Mapping[str, ConsumerGroup] | None = None
-        self._find_queues = queues
-        self._queues: Mapping[str, str] | None = None
-        self.bootstrap_servers = bootstrap_servers
         self.sender = sender
         self.tokens = TokenStore(db)
         self.subscriptions = SubscriptionStore(db)
@@ -264,8 +258,7 @@ class Api:
         require(token, "write", partner_may=True)
         current = await self._subscription(request, token)
         body = await _body(request, Recover)
-        if body.since.tzinfo is None:
-            raise ApiError(422, "invalid", "since: give a time zone, e.g. 2026-12-01T08:00:00Z")
+        _aware(body.since, "since")
         count = await resend(
             self.db,
             self.producer,
@@ -282,21 +275,14 @@ class Api:
         """A signed ``webhook.test`` event to the endpoint now, and what came back, explained."""
         require(token, "write", partner_may=True)
         sub = await self._subscription(request, token)
-        now = datetime.now(UTC)
         event = {
             "event_id": f"test_{secrets.token_hex(8)}",
             "type": "webhook.test",
             "subscription_id": sub.id,
-            "occurred_at": now,
+            "occurred_at": datetime.now(UTC),
             "message": "a test event from hookstream: no order behind it",
         }
-        body, content_type = render(event, sub.content_type)
-        headers = {
-            **sub.headers,
-            "Content-Type": content_type,
-            "User-Agent": "hookstream-admin/0.1",
-            **standard_headers(sub.signing_secrets(), f"msg_{event['event_id']}", int(now.timestamp()), body),
-        }
+        body, headers = signed_request(sub, event, f"msg_{event['event_id']}")
         attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
         answer = {
             "delivered": attempt.verdict is Verdict.DELIVERED,
@@ -387,7 +373,7 @@ class Api:
             try:
                 rows = await asyncio.to_thread(self.groups.lag, group.group, group.input_topic)
                 members = await asyncio.to_thread(self.groups.members, group.group)
-            except ConfigurationError as exc:  # its input topic does not exist yet
+            except UnknownTopic as exc:  # its input topic does not exist yet
                 found.append({"name": name, "group": group.group, "input_topic": group.input_topic, "error": str(exc)})
                 continue
             found.append(
@@ -411,14 +397,13 @@ class Api:
         if group is None:
             raise ApiError(404, "not_found", f"no consumer {name!r}; GET /api/v1/consumers lists them")
         body = await _body(request, Replay)
-        if body.to_datetime.tzinfo is None:
-            raise ApiError(422, "invalid", "to_datetime: give a time zone, e.g. 2026-12-01T08:00:00Z")
-        if body.to_datetime.timestamp() < 0:
-            raise ApiError(422, "invalid", "to_datetime: Kafka keeps times from 1970 on; give a later one")
+        _aware(body.to_datetime, "to_datetime")
         try:
             plan = await asyncio.to_thread(self.groups.plan, group.group, group.input_topic, body.to_datetime)
-        except ConfigurationError as exc:  # the input topic does not exist yet
+        except UnknownTopic as exc:
             raise ApiError(409, "conflict", f"{exc}: nothing to replay before {name}'s input has records") from exc
+        except ConfigurationError as exc:  # a time Kafka cannot look up (before 1970)
+            raise ApiError(422, "invalid", f"to_datetime: {exc}") from exc
         answer = {
             "consumer": name,
             "group": group.group,
@@ -444,11 +429,9 @@ class Api:
     async def list_queues(self, request: Request, token: Token) -> Response:
         require(token, "read")
         found = []
-        for consumer, topic in sorted(self.queues().items()):
-            try:
-                letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
-            except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
-                letters = []
+        for consumer, group in sorted(self.consumers().items()):
+            topic = group.dlq_topic
+            letters = await self._letters(consumer, topic)
             waiting = sum(1 for d in letters if not d.redriven)
             found.append({"consumer": consumer, "topic": topic, "dead_letters": len(letters), "not_redriven": waiting})
         return JSONResponse({"queues": found})
@@ -456,10 +439,7 @@ class Api:
     async def list_dead_letters(self, request: Request, token: Token) -> Response:
         require(token, "read")
         consumer, topic = self._queue(request)
-        try:
-            letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
-        except ConfigurationError:
-            letters = []
+        letters = await self._letters(consumer, topic)
         return JSONResponse({"consumer": consumer, "topic": topic, "dead_letters": [_letter(d) for d in letters]})
 
     async def redrive(self, request: Request, token: Token) -> Response:
@@ -468,10 +448,7 @@ class Api:
         body = await _body(request, Redrive)
         if not (body.all or body.positions or body.event_ids):
             raise ApiError(422, "invalid", 'say which dead letters: "all": true, "positions" or "event_ids"')
-        try:
-            letters = await list_dead_letters(self.bootstrap_servers, self.db, consumer, topic)
-        except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
-            letters = []
+        letters = await self._letters(consumer, topic)
         try:
             chosen = select(
                 letters,
@@ -486,17 +463,18 @@ class Api:
         await self._audit(token, "dead_letters.redrive", consumer, None, {"redriven": [d.position for d in chosen]})
         return JSONResponse({"consumer": consumer, "redriven": count, "positions": [d.position for d in chosen]})
 
-    def queues(self) -> Mapping[str, str]:
-        if self._queues is None:
-            self._queues = self._find_queues()
-        return self._queues
+    async def _letters(self, consumer: str, topic: str) -> list[DeadLetter]:
+        try:
+            return await list_dead_letters(self.groups.bootstrap_servers, self.db, consumer, topic)
+        except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
+            return []
 
     def _queue(self, request: Request) -> tuple[str, str]:
         consumer = request.path_params["consumer"]
-        topic = self.queues().get(consumer)
-        if topic is None:
+        group = self.consumers().get(consumer)
+        if group is None:
             raise ApiError(404, "not_found", f"no consumer {consumer!r}; GET /api/v1/dead-letters lists them")
-        return consumer, topic
+        return consumer, group.dlq_topic
 
     # helpers
 
@@ -597,9 +575,13 @@ def _time(value: str | None, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ApiError(422, "invalid", f"{name}: an ISO 8601 time, e.g. 2026-12-01T08:00:00Z") from None
-    if parsed.tzinfo is None:
+    return _aware(parsed, name)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
         raise ApiError(422, "invalid", f"{name}: give a time zone, e.g. 2026-12-01T08:00:00Z")
-    return parsed
+    return value
 
 
 def _limit(value: str | None) -> int:

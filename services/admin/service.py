@@ -31,7 +31,6 @@ def create_app(
     *,
     groups: GroupAdmin,
     consumers: Callable[[], Mapping[str, ConsumerGroup]],
-    queues: Callable[[], Mapping[str, str]],
     sender: Sender,
 ) -> Starlette:
     api = Api(
@@ -40,8 +39,6 @@ def create_app(
         deliveries_topic=settings.deliveries_topic,
         groups=groups,
         consumers=consumers,
-        queues=queues,
-        bootstrap_servers=groups.bootstrap_servers,
         sender=sender,
     )
     document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
@@ -67,12 +64,9 @@ class AdminService(LifecycleGroup):
         self.producer = Producer(bootstrap_servers, sensors=sensors)
 
         def consumers() -> Mapping[str, ConsumerGroup]:
-            # Every registered consumer, for lag and replay; asked on first use, since building the
-            # services (this one among them) while this one is being built would never end.
-            return {name: group for name, (_, group) in registry.consumers(bootstrap_servers, database_url).items()}
-
-        def queues() -> Mapping[str, str]:
-            return registry.dead_letter_queues(bootstrap_servers, database_url)
+            # Every registered consumer, for lag, replay and dead letters; asked on first use, since
+            # building the services (this one among them) while this one is being built would never end.
+            return registry.consumers(bootstrap_servers, database_url)
 
         self.sender = Sender(allow_targets=frozenset(settings.allow_targets))
         app = create_app(
@@ -81,7 +75,6 @@ class AdminService(LifecycleGroup):
             settings,
             groups=GroupAdmin(bootstrap_servers),
             consumers=consumers,
-            queues=queues,
             sender=self.sender,
         )
         self.server = AsgiServer(app, settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")

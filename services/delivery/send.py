@@ -16,12 +16,11 @@ from hookstream.avro import AvroSerde
 from hookstream.consumer import Record
 from hookstream.consumer.dlq import REDRIVEN_FROM
 from hookstream.errors import PermanentError, RetriableError
-from hookstream.http.outbound.payload import render
+from hookstream.http.outbound.payload import signed_request
 from hookstream.http.outbound.sender import Sender, Verdict
 from hookstream.kafka import Producer
 from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
-from hookstream.signatures import standard_headers
 from hookstream.store.deliveries import (
     ATTEMPTED,
     DELIVERY,
@@ -38,7 +37,6 @@ from hookstream_services.delivery.cache import SubscriptionCache
 
 log = logging.getLogger("hookstream.delivery")
 
-USER_AGENT = "hookstream/0.1 (+https://github.com/hookstream)"
 HEALTH_TRUSTED_S = 60.0
 
 
@@ -125,14 +123,7 @@ class Send:
         self, sub: Subscription, delivery: str, event: dict[str, Any], breaker: Breaker, *, last: bool
     ) -> None:
         """One signed POST; returns when settled, raises the runtime's policy otherwise."""
-        body, content_type = render(event, sub.content_type)
-        msg_id = webhook_id(sub.id, event["event_id"])
-        headers = {
-            **sub.headers,
-            "Content-Type": content_type,
-            "User-Agent": USER_AGENT,
-            **standard_headers(sub.signing_secrets(), msg_id, int(time.time()), body),
-        }
+        body, headers = signed_request(sub, event, webhook_id(sub.id, event["event_id"]))
         attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
         self.sensors.on_http_attempt(sub.id, attempt.verdict.value, attempt.status_code, attempt.latency_ms / 1000)
         if attempt.verdict is Verdict.DELIVERED:

@@ -188,12 +188,9 @@ class ConsumerService(Lifecycle):
         specs.append(TopicSpec(self.policy.dlq_topic, partitions, s.dlq_retention_ms))
         return specs
 
-    def dead_letter_queues(self) -> list[tuple[str, str]]:
-        return [(self.service, self.policy.dlq_topic)]
-
-    def consumer_groups(self) -> list[tuple[str, str, str]]:
-        """(consumer service, group id, input topic): what a replay resets."""
-        return [(self.service, self.group_id, self.input_topic)]
+    def consumer_groups(self) -> list[tuple[str, str, str, str]]:
+        """(consumer service, group id, input topic, dead-letter topic): what replay and redrive act on."""
+        return [(self.service, self.group_id, self.input_topic, self.policy.dlq_topic)]
 
     async def ready(self) -> list[tuple[str, bool, str]]:
         """Ready once the group has given this instance partitions to work on."""

@@ -92,11 +92,7 @@ class EventSteps:
         key = idempotency_key(s.service, self.event_id, step)
         # Pipelined: the UPDATE after the answer and the COMMIT travel together, one round trip.
         async with s.db.transaction(pipeline=True) as conn:
-            cur = await conn.execute(
-                """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, '{}')
-                   ON CONFLICT DO NOTHING RETURNING 1""",
-                (s.service, self.event_id, step),
-            )
+            cur = await conn.execute(_RECORD, (s.service, self.event_id, step, Jsonb({})))
             if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
                 return (await _finished(conn, s.service, self.event_id)).get(step, {})
             result = await call(key)

@@ -24,6 +24,10 @@ class GroupActive(ConfigurationError):
     """The group has live members: its offsets cannot be reset now."""
 
 
+class UnknownTopic(ConfigurationError):
+    """The group's topic does not exist (yet): nothing to measure or replay."""
+
+
 @dataclass(frozen=True)
 class PartitionLag:
     topic: str
@@ -146,7 +150,7 @@ class GroupAdmin:
         metadata = self._admin.list_topics(topic=topic, timeout=self.timeout_s)
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
-            raise ConfigurationError(f"topic {topic!r} does not exist")
+            raise UnknownTopic(f"topic {topic!r} does not exist")
         return sorted(found.partitions)
 
     def _consumer(self) -> Consumer:

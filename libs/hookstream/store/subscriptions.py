@@ -95,7 +95,7 @@ def validate(
     timeout_ms: int = 10_000,
     rate_limit_per_s: float | None = None,
 ) -> None:
-    if not url.isprintable() or any("\ud800" <= c <= "\udfff" for c in url):
+    if not url.isprintable():  # control characters, NUL, lone surrogates
         raise InvalidSubscription(f"url {url!r} has control characters; give a plain http(s) URL")
     try:
         parts = urlsplit(url)

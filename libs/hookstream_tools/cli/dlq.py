@@ -23,7 +23,8 @@ def queues() -> dict[str, str]:
     from hookstream import registry
 
     stack = StackSettings()
-    return registry.dead_letter_queues(stack.kafka_bootstrap_servers or "", stack.database_url or "")
+    found = registry.consumers(stack.kafka_bootstrap_servers or "", stack.database_url or "")
+    return {name: group.dlq_topic for name, group in found.items()}
 
 
 def _dlq_letters(service: str, topic: str | None) -> list[Any]:

@@ -18,7 +18,7 @@ def _consumer(name: str) -> Any:
     found = registry.consumers(stack.require_kafka(), stack.database_url or "")
     if name not in found:
         fail(f"no consumer {name!r}; consumers: {', '.join(sorted(found))}", code=2)
-    return found[name][1]
+    return found[name]
 
 
 def _when(value: str) -> datetime:
@@ -65,9 +65,7 @@ def lag(consumer: str | None) -> None:
     from hookstream.kafka.groups import GroupAdmin
 
     stack = StackSettings()
-    groups = (
-        [_consumer(consumer)] if consumer else [g for _, g in registry.consumers(stack.require_kafka(), "").values()]
-    )
+    groups = [_consumer(consumer)] if consumer else list(registry.consumers(stack.require_kafka(), "").values())
     admin = GroupAdmin(stack.require_kafka())
     for group in groups:
         try:

@@ -8,11 +8,16 @@ null fields are left out; timestamps are RFC 3339 UTC with milliseconds.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from hookstream.signatures import standard_headers
+from hookstream.store.subscriptions import Subscription
+
 LIST_ITEM = {"items": "item", "tracking": "tracking_number"}
+USER_AGENT = "hookstream/0.1 (+https://github.com/hookstream)"
 
 
 def _timestamp(value: datetime) -> str:
@@ -70,3 +75,16 @@ def render(event: dict[str, Any], content_type: str) -> tuple[bytes, str]:
     if content_type == "xml":
         return render_xml(event), "application/xml"
     return render_json(event), "application/json"
+
+
+def signed_request(sub: Subscription, event: dict[str, Any], message_id: str) -> tuple[bytes, dict[str, str]]:
+    """The body of ``event`` as ``sub`` wants it, and its headers: the subscription's own, Content-Type,
+    User-Agent and the Standard Webhooks signature with every active secret."""
+    body, content_type = render(event, sub.content_type)
+    headers = {
+        **sub.headers,
+        "Content-Type": content_type,
+        "User-Agent": USER_AGENT,
+        **standard_headers(sub.signing_secrets(), message_id, int(time.time()), body),
+    }
+    return body, headers
