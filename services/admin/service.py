@@ -1,4 +1,4 @@
-"""The admin service wired together: the database, a producer (retries go to deliveries.v1), the API."""
+"""The admin service wired together: the database, a producer (retries go to deliveries.v1), API and dashboard."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from hookstream.lifecycle import LifecycleGroup
 from hookstream.registry import ConsumerGroup
 from hookstream.sensors import Sensors
 from hookstream_schemas import topics
-from hookstream_services.admin.api import Api
+from hookstream_services.admin import dashboard
 from hookstream_services.admin.config import AdminSettings
+from hookstream_services.admin.context import Context
+from hookstream_services.admin.routes import routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +35,7 @@ def create_app(
     consumers: Callable[[], Mapping[str, ConsumerGroup]],
     sender: Sender,
 ) -> Starlette:
-    api = Api(
+    ctx = Context(
         db,
         producer,
         deliveries_topic=settings.deliveries_topic,
@@ -46,7 +48,7 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/yaml")
 
-    return Starlette(routes=[*api.routes(), Route("/openapi.yaml", openapi)])
+    return Starlette(routes=[*routes(ctx), Route("/openapi.yaml", openapi), *dashboard.routes()])
 
 
 class AdminService(LifecycleGroup):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -188,15 +188,13 @@ def _apply(writes: _Writes, state: OrderState, event: CanonicalEvent) -> Applied
             "billing_address": event.billing_address,
         }
     state.new_tracking += event.tracking
-    writes.timeline.append(
-        (state.order_id, event.event_id, event.type, event.occurred_at, "applied", state.sequence, None)
-    )
+    writes.timeline.append(_timeline_row(state, event, "applied", state.sequence, None))
     return Applied(event, state.sequence, status)
 
 
 def _record_unapplied(writes: _Writes, state: OrderState, event: CanonicalEvent, verdict: tuple[str, str]) -> None:
     outcome, detail = verdict
-    writes.timeline.append((state.order_id, event.event_id, event.type, event.occurred_at, outcome, None, detail))
+    writes.timeline.append(_timeline_row(state, event, outcome, None, detail))
     if outcome == "held":
         state.held += 1
         writes.held_added.append(
@@ -232,13 +230,31 @@ def _release_held(writes: _Writes, state: OrderState, held: list[CanonicalEvent]
     return applied
 
 
+def _timeline_row(
+    state: OrderState, event: CanonicalEvent, outcome: str, sequence: int | None, detail: str | None
+) -> tuple[Any, ...]:
+    received_at = datetime.fromtimestamp(event.received_at_ms / 1000, UTC)
+    return (
+        state.order_id,
+        event.event_id,
+        event.type,
+        event.occurred_at,
+        outcome,
+        sequence,
+        detail,
+        event.channel,
+        received_at,
+    )
+
+
 async def _write(conn: psycopg.AsyncConnection[Any], writes: _Writes, states: list[OrderState]) -> None:
     async with conn.cursor() as cur:
         # The timeline keeps the last outcome per event: a held event that applies later says so.
         await _execute_rows(
             cur,
-            """INSERT INTO order_timeline (order_id, event_id, type, occurred_at, outcome, sequence, detail)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
+            """INSERT INTO order_timeline
+                   (order_id, event_id, type, occurred_at, outcome, sequence, detail, channel, received_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (order_id, event_id) DO UPDATE SET outcome = excluded.outcome,
                    sequence = excluded.sequence, detail = excluded.detail, recorded_at = now()""",
             writes.timeline,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hookstream.http.outbound.sender import Attempt, Verdict, explain
 from hookstream.http.retry_after import retry_after_ms
-from hookstream.store.deliveries import _unique_rounds, delivery_id, webhook_id
+from hookstream.store.deliveries import AttemptRecord, _unique_rounds, delivery_id, webhook_id
 from hookstream_services.delivery.breaker import Breaker
 
 
@@ -85,6 +85,11 @@ def test_an_attempt_is_explained_in_words_a_partner_can_act_on() -> None:
         (attempt(503, "HTTP 503"), "503: the endpoint failed or is busy"),
         (attempt(404, "HTTP 404", Verdict.REJECTED), "404: the endpoint refused the request for good"),
         (attempt(410, "HTTP 410", Verdict.GONE), "410 Gone"),
+        (attempt(401, "HTTP 401", Verdict.REJECTED), "401: the endpoint refused the request as unauthorized"),
     ]
     for given, words in cases:
         assert explain(given).startswith(words), (given, explain(given))
+    stored = AttemptRecord(422, 40, '{"error": "unknown order"}', "HTTP 422")  # as the delivery log keeps it
+    assert explain(stored) == (
+        '422: the endpoint refused the request for good; check its answer; it answered: {"error": "unknown order"}'
+    )

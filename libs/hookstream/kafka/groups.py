@@ -102,6 +102,27 @@ class GroupAdmin:
         finally:
             consumer.close()
 
+    def retained(self, topics: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+        """Per topic and partition, the (low, high) watermarks: high - low records are kept. A topic that
+        does not exist yet is left out (one consumer for all, so an overview stays cheap)."""
+        consumer = self._consumer()
+        try:
+            metadata = self._admin.list_topics(timeout=self.timeout_s).topics
+            found: dict[str, dict[int, tuple[int, int]]] = {}
+            for topic in topics:
+                known = metadata.get(topic)
+                if known is None or known.error is not None:
+                    continue
+                found[topic] = {
+                    p: watermarks(consumer, TopicPartition(topic, p), self.timeout_s) for p in sorted(known.partitions)
+                }
+            return found
+        except KafkaException as exc:
+            names = ", ".join(topics)
+            raise BrokerUnavailable(f"reading the watermarks of {names} failed: {exc.args[0].str()}") from exc
+        finally:
+            consumer.close()
+
     def plan(self, group: str, topic: str, to: datetime) -> list[PartitionReset]:
         """Per partition: where the group is and where a reset to ``to`` puts it (nothing changes yet)."""
         if to.tzinfo is None:

@@ -247,11 +247,18 @@ class DeliveryLog:
             return await cur.fetchone()
 
     async def attempts(self, delivery: str) -> list[dict[str, Any]]:
+        return (await self.attempts_of([delivery])).get(delivery, [])
+
+    async def attempts_of(self, deliveries: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every attempt of each delivery, oldest first, in one statement."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "SELECT * FROM delivery_attempts WHERE delivery_id = %s ORDER BY attempted_at", (delivery,)
+                "SELECT * FROM delivery_attempts WHERE delivery_id = ANY(%s) ORDER BY attempted_at", (deliveries,)
             )
-            return list(await cur.fetchall())
+            found: dict[str, list[dict[str, Any]]] = {}
+            for row in await cur.fetchall():
+                found.setdefault(str(row["delivery_id"]), []).append(row)
+            return found
 
 
 def _unique_rounds(items: list[_Record]) -> list[list[_Record]]:

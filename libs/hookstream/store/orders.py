@@ -38,7 +38,9 @@ class TimelineEntry:
     outcome: str  # applied, held, stale, conflict, ignored
     sequence: int | None
     detail: str | None
-    recorded_at: datetime
+    recorded_at: datetime  # when the normalizer last decided on it
+    channel: str | None = None  # None for events recorded before migration 0011
+    received_at: datetime | None = None  # when the ingress took the webhook
 
 
 _ORDER = """SELECT order_id, channel, status, sequence, held, snapshot, tracking, first_seen_at, updated_at
@@ -67,7 +69,7 @@ class OrderStore:
         """Every event of the order, applied ones in their sequence, then the rest, with what became of each."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                """SELECT event_id, type, occurred_at, outcome, sequence, detail, recorded_at
+                """SELECT event_id, type, occurred_at, outcome, sequence, detail, recorded_at, channel, received_at
                    FROM order_timeline WHERE order_id = %s ORDER BY sequence NULLS LAST, occurred_at""",
                 (order_id,),
             )

@@ -160,10 +160,11 @@ def _unsafe_cause(exc: BaseException) -> UnsafeTarget | None:
     return None
 
 
-def explain(attempt: Attempt) -> str:
-    """What an attempt's outcome means, in words a partner can act on (the portal and the test send)."""
+def explain(attempt: AttemptRecord) -> str:
+    """What an attempt's outcome means, in words a partner can act on (the portal and the test send);
+    it takes what the delivery log keeps, so a stored attempt is explained the same way."""
     error = attempt.error or ""
-    if attempt.verdict is Verdict.DELIVERED:
+    if attempt.status_code is not None and 200 <= attempt.status_code < 300:
         return f"delivered: the endpoint answered {attempt.status_code} in {attempt.latency_ms} ms"
     if attempt.status_code is None:
         lowered = error.lower()
@@ -183,4 +184,10 @@ def explain(attempt: Attempt) -> str:
         return "410 Gone: the endpoint says it was removed; hookstream disables it"
     if attempt.status_code == 429 or attempt.status_code >= 500:
         return f"{attempt.status_code}: the endpoint failed or is busy; retried with backoff"
-    return f"{attempt.status_code}: the endpoint refused the request for good; check its answer"
+    answered = f"; it answered: {attempt.excerpt[:200]}" if attempt.excerpt else ""
+    if attempt.status_code in (401, 403):
+        return (
+            f"{attempt.status_code}: the endpoint refused the request as unauthorized; check that it verifies the"
+            f" signature with the subscription's current secret{answered}"
+        )
+    return f"{attempt.status_code}: the endpoint refused the request for good; check its answer{answered}"

@@ -1,0 +1,54 @@
+"""What every admin handler works with: the stores, a producer, Kafka's group admin and the registry's consumers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hookstream.db import Database
+from hookstream.http.outbound.sender import Sender
+from hookstream.kafka import Producer
+from hookstream.kafka.groups import GroupAdmin
+from hookstream.registry import ConsumerGroup
+from hookstream.store import audit
+from hookstream.store.deliveries import DeliveryLog
+from hookstream.store.orders import OrderStore
+from hookstream.store.pulse import Pulse
+from hookstream.store.subscriptions import SubscriptionStore
+from hookstream.store.tokens import Token, TokenStore
+
+
+class Context:
+    def __init__(
+        self,
+        db: Database,
+        producer: Producer,
+        *,
+        deliveries_topic: str,
+        groups: GroupAdmin,
+        consumers: Callable[[], Mapping[str, ConsumerGroup]],
+        sender: Sender,
+    ) -> None:
+        self.db = db
+        self.producer = producer
+        self.deliveries_topic = deliveries_topic
+        self.groups = groups
+        self._find_consumers = consumers
+        self._consumers: Mapping[str, ConsumerGroup] | None = None
+        self.sender = sender
+        self.tokens = TokenStore(db)
+        self.subscriptions = SubscriptionStore(db)
+        self.deliveries = DeliveryLog(db)
+        self.orders = OrderStore(db)
+        self.pulse = Pulse(db)
+        self.cache: dict[str, tuple[float, Any]] = {}  # built answers kept for a few seconds (the overview)
+
+    def consumers(self) -> Mapping[str, ConsumerGroup]:
+        """Every registered consumer, resolved on first use (see ``AdminService``)."""
+        if self._consumers is None:
+            self._consumers = self._find_consumers()
+        return self._consumers
+
+    async def audit(self, token: Token, action: str, target: str, before: object, after: object) -> None:
+        async with self.db.connection() as conn:
+            await audit.record(conn, token.actor, action, target, before, after)

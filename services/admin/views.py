@@ -1,0 +1,70 @@
+"""How the admin API shows things: subscriptions without their secrets, dead letters, rows as JSON."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from hookstream.consumer.dlq import DeadLetter
+from hookstream.http.outbound.sender import explain
+from hookstream.store.deliveries import AttemptRecord
+from hookstream.store.subscriptions import Subscription
+
+
+def letter(d: DeadLetter) -> dict[str, Any]:
+    """A dead letter as the API shows it: why, where from, its headers, and its payload (text when it is)."""
+    value = d.value or b""
+    try:
+        payload, encoding = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(value).decode(), "base64"
+    return {
+        "position": d.position,
+        "event_id": d.event_id,
+        "key": d.key,
+        "reason": d.reason,
+        "attempts": d.attempts,
+        "origin": d.origin,
+        "first_failed_at": datetime.fromtimestamp(d.first_failed_at_ms / 1000, UTC).isoformat(),
+        "redriven": d.redriven,
+        "headers": {k: v.decode("utf-8", "replace") for k, v in d.headers},
+        "payload": payload,
+        "payload_encoding": encoding,
+    }
+
+
+def subscription(s: Subscription) -> dict[str, Any]:
+    """A subscription as the API shows it: never its secrets (only how many are active)."""
+    return {
+        "id": s.id,
+        "name": s.name,
+        "url": s.url,
+        "event_types": s.event_types,
+        "content_type": s.content_type,
+        "headers": s.headers,
+        "timeout_ms": s.timeout_ms,
+        "rate_limit_per_s": s.rate_limit_per_s,
+        "enabled": s.enabled,
+        "disabled_reason": s.disabled_reason,
+        "failing_since": s.failing_since.isoformat() if s.failing_since else None,
+        "secrets": len(s.secrets),
+    }
+
+
+def jsonable(row: Any) -> Any:
+    if isinstance(row, dict):
+        return {k: jsonable(v) for k, v in row.items() if k not in ("value", "headers_raw")}
+    if isinstance(row, list | tuple):
+        return [jsonable(v) for v in row]
+    if isinstance(row, datetime):
+        return row.isoformat()
+    if isinstance(row, bytes | memoryview):
+        return None
+    return row
+
+
+def attempt(row: dict[str, Any]) -> dict[str, Any]:
+    """One logged attempt, with what it means in words (DNS, TLS, timeout, refused, 4xx/5xx)."""
+    record = AttemptRecord(row["status_code"], row["latency_ms"], row["response_excerpt"], row["error"])
+    return {**jsonable(row), "explanation": explain(record)}
