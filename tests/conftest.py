@@ -20,7 +20,7 @@ from tests.servers import Servers, session_servers
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in item.nodeid or "tests/e2e/" in item.nodeid:
+        if any(f"tests/{kind}/" in item.nodeid for kind in ("integration", "e2e", "browser")):
             item.add_marker(pytest.mark.integration)
 
 

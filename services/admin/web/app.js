@@ -28,6 +28,10 @@ function svg(tag, attrs) {
 }
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: false }) : "—");
+const instant = (iso) => {
+  const d = new Date(iso);
+  return `${d.toLocaleDateString()} ${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+};
 const ms = (v) => (v === null || v === undefined ? "—" : v >= 10000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(v >= 0.9995 || v === 0 ? 0 : 1)} %`);
 const num = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString());
@@ -204,6 +208,7 @@ async function overview() {
       const o = await api("GET", "/api/v1/overview");
       const unhealthy = o.endpoints.filter((e) => e.state === "failing" || e.state === "disabled").length;
       const waiting = o.dead_letters.reduce((n, q) => n + q.not_redriven, 0);
+      const queues = o.dead_letters.filter((q) => q.not_redriven > 0).length;
       const lag = o.consumers.reduce((n, c) => n + (c.lag || 0), 0);
       body.replaceChildren(
         h(
@@ -212,7 +217,7 @@ async function overview() {
           h("section", { class: "panel", id: "intake" }, h("h2", {}, "Webhooks in"), h("div", { class: "figure" }, o.intake.per_s.toFixed(1), h("small", {}, "/s")), h("div", { class: "sub" }, `over the last ${o.intake.rate_window_s} s`)),
           h("section", { class: "panel", id: "latency" }, h("h2", {}, "Webhook → partner"), h("div", { class: "figure" }, ms(o.latency.delivery.p95_ms), h("small", {}, "p95")), h("div", { class: "sub" }, `p50 ${ms(o.latency.delivery.p50_ms)} · p99 ${ms(o.latency.delivery.p99_ms)} · ${num(o.latency.delivery.samples)} deliveries, last ${o.latency.window_s / 60} min`), h("div", { class: "sub" }, `webhook → normalized: p50 ${ms(o.latency.ingest.p50_ms)} · p95 ${ms(o.latency.ingest.p95_ms)}`)),
           h("section", { class: "panel", id: "success" }, h("h2", {}, "Delivery success"), h("div", { class: "figure" }, pct(o.deliveries.success_rate)), h("div", { class: "sub" }, `${num(o.deliveries.succeeded)} of ${num(o.deliveries.attempts)} attempts, last ${o.deliveries.window_s / 60} min · ${num(o.deliveries.pending)} pending · ${num(o.deliveries.retrying)} retrying`)),
-          h("section", { class: "panel", id: "attention" }, h("h2", {}, "Needs attention"), h("div", { class: "figure" }, num(unhealthy + (waiting ? 1 : 0))), h("div", { class: "sub" }, `${unhealthy} endpoint(s) failing or disabled · ${num(waiting)} dead letter(s) waiting · lag ${num(lag)}`)),
+          h("section", { class: "panel", id: "attention" }, h("h2", {}, "Needs attention"), h("div", { class: "figure" }, num(unhealthy + queues)), h("div", { class: "sub" }, `${unhealthy} endpoint(s) failing or disabled · ${num(waiting)} dead letter(s) waiting in ${queues} queue(s) · total lag ${num(lag)}`)),
         ),
         panel(
           "Webhooks per channel",
@@ -549,8 +554,10 @@ async function orders(id) {
   const search = h("form", { class: "inline", onsubmit: (e) => (e.preventDefault(), go(`#/orders/${encodeURIComponent(input.value.trim())}`)) }, h("label", {}, "Order id", input), h("button", { type: "submit" }, "Look up"));
   if (!id) return show(h("h1", {}, "Orders"), panel(null, search));
   let o;
+  let endpointNames = {};
   try {
     o = await api("GET", `/api/v1/orders/${encodeURIComponent(id)}`);
+    endpointNames = Object.fromEntries((await api("GET", "/api/v1/subscriptions")).subscriptions.map((s) => [s.id, s.name]));
   } catch (err) {
     return show(h("h1", {}, "Orders"), panel(null, search, notice("bad", err.message)));
   }
@@ -561,7 +568,7 @@ async function orders(id) {
   }
   for (const s of o.workflow_steps) events.push({ at: s.finished_at, who: s.service, text: `${s.step}: `, tone: "applied", tail: ` ${summarize(s.result)}` });
   for (const d of o.deliveries) {
-    for (const a of d.attempt_log) events.push({ at: a.attempted_at, who: "delivery", text: `${d.event_type} to ${d.subscription_id}, attempt ${a.attempt}: `, tone: a.status_code >= 200 && a.status_code < 300 ? "delivered" : "failed", tail: ` ${a.explanation}`, link: `#/deliveries/${encodeURIComponent(d.id)}` });
+    for (const a of d.attempt_log) events.push({ at: a.attempted_at, who: "delivery", text: `${d.event_type} to ${endpointNames[d.subscription_id] || d.subscription_id}, attempt ${a.attempt}: `, tone: a.status_code >= 200 && a.status_code < 300 ? "delivered" : "failed", tail: ` ${a.explanation}`, link: `#/deliveries/${encodeURIComponent(d.id)}` });
   }
   events.sort((a, b) => new Date(a.at) - new Date(b.at));
   const order = o.order || {};
@@ -570,7 +577,7 @@ async function orders(id) {
     panel(null, search, kv([["Channel", order.channel], ["Sequence", order.sequence !== undefined ? String(order.sequence) : null], ["Held events", order.held !== undefined ? String(order.held) : null], ["First seen", when(order.first_seen_at)], ["Risk", o.risk ? `score ${o.risk.score}, ${o.risk.verdict} by ${o.risk.decided_by}${o.risk.reasons && o.risk.reasons.length ? ` (${o.risk.reasons.join("; ")})` : ""}` : null], ["Known as", Object.entries(o.refs || {}).map(([k, v]) => `${k}: ${v}`).join(" · ") || null], ["Documents", o.documents.map((d) => `${d.kind} ${d.number} ${d.total} ${d.currency}`).join(" · ") || null]])),
     panel(
       "Timeline across services",
-      h("ol", { class: "timeline" }, events.map((e) => h("li", {}, h("span", { class: "when" }, when(e.at)), h("strong", {}, e.who), h("span", {}, e.text, e.tone ? badge(e.tone) : null, e.tail || "", e.link ? [" ", h("a", { href: e.link }, "details")] : null)))),
+      h("ol", { class: "timeline" }, events.map((e) => h("li", {}, h("span", { class: "when" }, instant(e.at)), h("strong", {}, e.who), h("span", {}, e.text, e.tone ? badge(e.tone) : null, e.tail || "", e.link ? [" ", h("a", { href: e.link }, "details")] : null)))),
     ),
   );
 }
