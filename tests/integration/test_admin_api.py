@@ -233,6 +233,68 @@ async def test_an_order_timeline_across_services(world: World) -> None:
     assert body["refs"] == {"crm": "crm_7"}
 
 
+async def test_the_overview_and_each_endpoints_health(world: World) -> None:
+    async with world.db.connection() as conn:
+        ingested = [("shopify:1", "evt-a1", "shopify"), ("shopify:3", "evt-c1", "shopify")]
+        for order, event, channel in [*ingested, ("woocommerce:9", "evt-w1", "woocommerce")]:
+            await conn.execute(  # normalized 250 ms after the ingress took it
+                """INSERT INTO order_timeline
+                        (order_id, event_id, type, occurred_at, outcome, sequence, channel, received_at)
+                    VALUES (%s, %s, 'order.created', now(), 'applied', 1, %s, now() - interval '250 ms')""",
+                (order, event, channel),
+            )
+        # Delivered (a 2xx) 2 s after the ingress took it.
+        await conn.execute(
+            """INSERT INTO order_timeline
+                   (order_id, event_id, type, occurred_at, outcome, sequence, channel, received_at)
+               VALUES ('shopify:2', 'evt-b1', 'order.created', now(), 'applied', 1, 'shopify',
+                       (SELECT attempted_at FROM delivery_attempts WHERE delivery_id = %s) - interval '2 s')""",
+            (world.delivered_b,),
+        )
+    status, body, _ = await world.call("GET", "/api/v1/overview", "read")
+    assert status == 200, body
+    assert {c["channel"]: c["webhooks"] for c in body["intake"]["channels"]} == {"shopify": 3, "woocommerce": 1}
+    assert body["intake"]["per_s"] == round(4 / body["intake"]["rate_window_s"], 2)
+    assert sum(next(c for c in body["intake"]["channels"] if c["channel"] == "shopify")["series"]) > 0
+    assert body["latency"]["ingest"]["samples"] == 4
+    assert body["latency"]["ingest"]["p50_ms"] == 250.0
+    assert body["latency"]["delivery"] == {"samples": 1, "p50_ms": 2000.0, "p95_ms": 2000.0, "p99_ms": 2000.0}
+    assert (body["deliveries"]["attempts"], body["deliveries"]["succeeded"]) == (2, 1)
+    assert body["deliveries"]["success_rate"] == 0.5
+    health = {e["subscription_id"]: e for e in body["endpoints"]}
+    assert health[world.sub_b]["state"] == "healthy"
+    assert health[world.sub_a]["state"] in ("failing", "degraded")
+    assert health[world.sub_a]["last_failure"]["explanation"] == (
+        "500: the endpoint failed or is busy; retried with backoff"
+    )
+    assert all(q["dead_letters"] >= 0 for q in body["dead_letters"])
+
+    assert (await world.call("GET", "/api/v1/overview", "partner_a"))[0] == 403
+    status, mine, _ = await world.call("GET", "/api/v1/endpoints", "partner_a")
+    assert status == 200
+    assert [e["subscription_id"] for e in mine["endpoints"]] == [world.sub_a]
+    status, detail, _ = await world.call("GET", f"/api/v1/deliveries/{world.failed_a}", "partner_a")
+    assert detail["attempt_log"][0]["explanation"].startswith("500: the endpoint failed or is busy")
+
+
+async def test_the_dashboard_is_served_with_a_strict_content_security_policy(world: World) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(world.url + "/", allow_redirects=False) as response:
+            assert (response.status, response.headers["Location"]) == (307, "/ui/")
+        async with session.get(world.url + "/ui/") as response:
+            assert response.status == 200
+            assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            page = await response.text()
+            assert '<script type="module" src="/ui/assets/app.js">' in page
+            assert "<script>" not in page  # nothing inline: the policy allows none
+        async with session.get(world.url + "/ui/assets/app.js") as response:
+            assert response.status == 200
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert "innerHTML" not in await response.text()  # built with textContent only
+        async with session.get(world.url + "/ui/assets/nope.js") as response:
+            assert response.status == 404
+
+
 async def test_recover_queues_an_endpoints_failed_and_on_request_skipped_deliveries(
     world: World, kafka_bootstrap: str
 ) -> None:
