@@ -9,12 +9,15 @@ from hookstream_services.admin.service import AdminService
 
 def banner(context: ServiceContext) -> str:
     s: AdminSettings = context.settings
-    return f"admin: API on http://{s.host}:{s.port}/api/v1 (OpenAPI: /openapi.yaml); tokens: `hookstream tokens create`"
+    return (
+        f"admin: dashboard on http://{s.host}:{s.port}/, API on /api/v1 (OpenAPI: /openapi.yaml);"
+        " tokens: `hookstream tokens create`"
+    )
 
 
 SPEC = ServiceSpec(
     name="admin",
-    description="The admin API: subscriptions, deliveries, orders and the audit log, behind scoped tokens.",
+    description="The admin API and dashboard: subscriptions, deliveries, orders, replay, dead letters, behind tokens.",
     build=build_with(AdminService),
     settings=AdminSettings,
     health_port=9408,

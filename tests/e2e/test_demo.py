@@ -44,7 +44,8 @@ def test_samples_reach_the_partner_signed_and_in_order(
     out = result.stdout
     assert out.count("→ ingress 200") == 6
     assert "The partner received 6 webhooks, every signature verified" in out
-    assert re.search(rf"the admin API: http://127.0.0.1:{admin_port}/api/v1 with the token hst_\S+", out)
+    assert re.search(rf"the dashboard: http://127.0.0.1:{admin_port}/ \(sign in with the token hst_\S+\)", out)
+    assert f"the admin API: http://127.0.0.1:{admin_port}/api/v1 with the same token" in out
     assert "woocommerce:727: #1 order.created" in out
     assert "b2b-portal:B2B-2026-000317: #1 order.created" in out
     shopify = re.search(r"shopify:5612345678901: (.*)", out)

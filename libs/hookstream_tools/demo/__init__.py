@@ -215,8 +215,9 @@ async def run(
             f" {sandbox.http_url}/_sandbox/summary"
         )
         say(
-            f"the admin API: http://127.0.0.1:{admin_port}/api/v1 with the token {admin_token}\n"
-            f"  e.g. curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{admin_port}/api/v1/deliveries"
+            f"the dashboard: http://127.0.0.1:{admin_port}/ (sign in with the token {admin_token})\n"
+            f"  the admin API: http://127.0.0.1:{admin_port}/api/v1 with the same token,"
+            f" e.g. curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{admin_port}/api/v1/deliveries"
         )
         for channel, headers, body in samples():
             status = await asyncio.to_thread(
