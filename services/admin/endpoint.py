@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import psycopg
+from confluent_kafka import KafkaException
 from hookstream.errors import BrokerUnavailable, DatabaseUnavailable, DeliveryFailed, ProducerQueueFull
 from hookstream.store.tokens import Token
 from hookstream_services.admin.auth import authenticate
@@ -42,7 +43,7 @@ def route(ctx: Context, path: str, handler: Handler, method: str = "GET") -> Rou
         except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable) as exc:
             log.warning("database unavailable", extra={"path": path, "error": str(exc)})
             return unavailable("PostgreSQL")
-        except (BrokerUnavailable, DeliveryFailed, ProducerQueueFull) as exc:
+        except (BrokerUnavailable, DeliveryFailed, ProducerQueueFull, KafkaException) as exc:
             log.warning("broker unavailable", extra={"path": path, "error": str(exc)})
             return unavailable("Kafka")
         except Exception:
