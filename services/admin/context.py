@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
-from hookstream.db import Database
+import psycopg
+from hookstream.db import BoundDatabase, Database
 from hookstream.http.outbound.sender import Sender
 from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupAdmin
@@ -50,5 +52,22 @@ class Context:
         return self._consumers
 
     async def audit(self, token: Token, action: str, target: str, before: object, after: object) -> None:
+        """Record what was done outside the database (a retry queued on Kafka, a replay, a redrive), once done."""
         async with self.db.connection() as conn:
             await audit.record(conn, token.actor, action, target, before, after)
+
+    @asynccontextmanager
+    async def change(self, token: Token) -> AsyncIterator[Change]:
+        """A change to the database and its audit entry in one transaction: both or neither."""
+        async with self.db.transaction() as conn:
+            yield Change(conn, token)
+
+
+class Change:
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, object]], token: Token) -> None:
+        self.conn = conn
+        self.token = token
+        self.subscriptions = SubscriptionStore(BoundDatabase(conn))
+
+    async def audit(self, action: str, target: str, before: object, after: object) -> None:
+        await audit.record(self.conn, self.token.actor, action, target, before, after)

@@ -233,6 +233,19 @@ async def test_an_order_timeline_across_services(world: World) -> None:
     assert body["refs"] == {"crm": "crm_7"}
 
 
+async def test_a_change_and_its_audit_entry_are_one_transaction(world: World) -> None:
+    async with world.db.connection() as conn:  # the audit entry of an update cannot be written
+        await conn.execute("ALTER TABLE audit_log ADD CONSTRAINT no_updates CHECK (action <> 'subscription.update')")
+    status, body, _ = await world.call("PATCH", f"/api/v1/subscriptions/{world.sub_a}", "write", body={"name": "x"})
+    assert (status, body["error"]) == (500, "internal")
+    _, shown, _ = await world.call("GET", f"/api/v1/subscriptions/{world.sub_a}", "read")
+    assert shown["name"] == "partner a"  # no change without its entry
+    status, _, _ = await world.call("POST", f"/api/v1/subscriptions/{world.sub_a}/disable", "write")
+    assert status == 200
+    _, entries, _ = await world.call("GET", "/api/v1/audit", "admin")
+    assert [e["action"] for e in entries["entries"]] == ["subscription.disable"]
+
+
 async def test_the_overview_and_each_endpoints_health(world: World) -> None:
     async with world.db.connection() as conn:
         ingested = [("shopify:1", "evt-a1", "shopify"), ("shopify:3", "evt-c1", "shopify")]

@@ -88,3 +88,28 @@ class Database(Lifecycle):
                 return
             async with conn.pipeline(), conn.transaction():
                 yield conn
+
+
+class BoundDatabase(Database):
+    """A ``Database`` whose every connection is one already in a transaction: a store built on it writes
+    inside the caller's unit of work (the admin records a change and its audit entry together)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> None:  # no pool, no settings
+        self.url = ""
+        self._pool = None
+        self._conn = conn
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        yield self._conn
+
+    @asynccontextmanager
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+        async with self._conn.transaction():  # a savepoint inside the caller's transaction
+            yield self._conn

@@ -26,8 +26,7 @@ class AuditEntry:
 async def record(
     conn: psycopg.AsyncConnection[Any], actor: str, action: str, target: str, before: Any = None, after: Any = None
 ) -> None:
-    """On the caller's connection, so the entry can share the change's transaction (the admin writes it
-    right after the change for now: a crash between the two loses the entry, not the change)."""
+    """On the caller's connection, so the entry shares the change's transaction."""
     await conn.execute(
         "INSERT INTO audit_log (actor, action, target, before, after) VALUES (%s, %s, %s, %s, %s)",
         (actor, action, target, None if before is None else Jsonb(before), None if after is None else Jsonb(after)),

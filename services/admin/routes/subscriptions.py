@@ -41,10 +41,11 @@ async def create_subscription(ctx: Context, request: Request, token: Token) -> R
     require(token, "write")
     body = await inputs.body(request, inputs.NewSubscription)
     try:
-        created = await ctx.subscriptions.add(**body.model_dump())
+        async with ctx.change(token) as change:
+            created = await change.subscriptions.add(**body.model_dump())
+            await change.audit("subscription.create", created.id, None, views.subscription(created))
     except InvalidSubscription as exc:
         raise ApiError(422, "invalid", str(exc)) from exc
-    await ctx.audit(token, "subscription.create", created.id, None, views.subscription(created))
     secret = next(s.value for s in created.secrets)
     return JSONResponse({**views.subscription(created), "secret": secret}, 201)  # shown once
 
@@ -57,10 +58,11 @@ async def update_subscription(ctx: Context, request: Request, token: Token) -> R
     if nulls:
         raise ApiError(422, "invalid", f"{nulls[0]}: leave it out to keep it; null is only for rate_limit_per_s")
     try:
-        after = await ctx.subscriptions.update(before.id, **changes)
+        async with ctx.change(token) as change:
+            after = await change.subscriptions.update(before.id, **changes)
+            await change.audit("subscription.update", before.id, views.subscription(before), views.subscription(after))
     except InvalidSubscription as exc:
         raise ApiError(422, "invalid", str(exc)) from exc
-    await ctx.audit(token, "subscription.update", before.id, views.subscription(before), views.subscription(after))
     return JSONResponse(views.subscription(after))
 
 
@@ -68,24 +70,27 @@ async def disable_subscription(ctx: Context, request: Request, token: Token) -> 
     require(token, "write")
     before = await find(ctx, request, token)
     reason = (await inputs.body(request, inputs.Disable, empty_ok=True)).reason
-    after = await ctx.subscriptions.set_enabled(before.id, False, reason)
-    await ctx.audit(token, "subscription.disable", before.id, views.subscription(before), views.subscription(after))
+    async with ctx.change(token) as change:
+        after = await change.subscriptions.set_enabled(before.id, False, reason)
+        await change.audit("subscription.disable", before.id, views.subscription(before), views.subscription(after))
     return JSONResponse(views.subscription(after))
 
 
 async def enable_subscription(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "write")
     before = await find(ctx, request, token)
-    after = await ctx.subscriptions.set_enabled(before.id, True)
-    await ctx.audit(token, "subscription.enable", before.id, views.subscription(before), views.subscription(after))
+    async with ctx.change(token) as change:
+        after = await change.subscriptions.set_enabled(before.id, True)
+        await change.audit("subscription.enable", before.id, views.subscription(before), views.subscription(after))
     return JSONResponse(views.subscription(after))
 
 
 async def rotate_secret(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "write", partner_may=True)
     current = await find(ctx, request, token)
-    secret = await ctx.subscriptions.rotate_secret(current.id)
-    await ctx.audit(token, "subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
+    async with ctx.change(token) as change:
+        secret = await change.subscriptions.rotate_secret(current.id)
+        await change.audit("subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
     return JSONResponse({"subscription_id": current.id, "secret": secret, "old_secrets_valid_for_s": 86_400})
 
 
