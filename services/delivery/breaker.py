@@ -38,6 +38,11 @@ class Breaker:
             return 0.0
         return max(remaining, 1.0)
 
+    @property
+    def is_open(self) -> bool:
+        """Open, or half-open waiting for its probe's answer."""
+        return self.opened_at is not None
+
     def record(self, ok: bool) -> None:
         if self.probing:
             self.probing = False

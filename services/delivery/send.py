@@ -21,6 +21,7 @@ from hookstream.http.outbound.sender import Sender, Verdict
 from hookstream.kafka import Producer
 from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
+from hookstream.store.circuits import CircuitLog
 from hookstream.store.deliveries import (
     ATTEMPTED,
     DELIVERY,
@@ -52,6 +53,8 @@ class Send:
         max_attempts: int,
         auto_disable_after: timedelta = timedelta(days=5),
         breaker: Callable[[], Breaker] = Breaker,
+        circuits: CircuitLog | None = None,
+        instance: str = "",
         sensors: Sensor | None = None,
     ) -> None:
         self.canonical = canonical
@@ -64,6 +67,8 @@ class Send:
         self.auto_disable_after = auto_disable_after
         self.new_breaker = breaker
         self.breakers: dict[str, Breaker] = {}
+        self.circuits = circuits  # None: nobody is told (unit tests)
+        self.instance = instance
         self.buckets: dict[str, TokenBucket] = {}
         self._known_healthy: dict[str, float] = {}  # endpoint → until when its failing_since is known clear
         self._failing_since: dict[str, tuple[datetime | None, float]] = {}  # endpoint → (since, read at)
@@ -127,7 +132,7 @@ class Send:
         attempt = await self.sender.post(sub.url, body, headers, timeout_ms=sub.timeout_ms)
         self.sensors.on_http_attempt(sub.id, attempt.verdict.value, attempt.status_code, attempt.latency_ms / 1000)
         if attempt.verdict is Verdict.DELIVERED:
-            breaker.record(True)
+            await self._record(sub, breaker, True)
             await self.log.record(delivery, attempt, DeliveryStatus.DELIVERED)
             await self._healthy(sub)
             return
@@ -138,10 +143,22 @@ class Send:
         if attempt.verdict is Verdict.REJECTED:
             await self.log.record(delivery, attempt, DeliveryStatus.FAILED)
             raise PermanentError(f"{sub.url} rejected the delivery: {attempt.error}")
-        breaker.record(False)
+        await self._record(sub, breaker, False)
         await self.log.record(delivery, attempt, DeliveryStatus.FAILED if last else DeliveryStatus.RETRYING)
         await self._failing(sub)
         raise RetriableError(f"{sub.url}: {attempt.error}", retry_after_ms=attempt.retry_after_ms)
+
+    async def _record(self, sub: Subscription, breaker: Breaker, ok: bool) -> None:
+        """Feed the breaker; say so in the store when its circuit opens, stays open after a failed probe, or closes."""
+        was_open = breaker.is_open
+        breaker.record(ok)
+        if self.circuits is None:
+            return
+        if breaker.is_open and not ok:
+            # Three cooldowns: a live instance probes (and so writes) at least once in that time.
+            await self.circuits.opened(sub.id, self.instance, trusted_for_s=3 * breaker.cooldown_s)
+        elif was_open and not breaker.is_open:
+            await self.circuits.closed(sub.id, self.instance)
 
     async def _healthy(self, sub: Subscription) -> None:
         # Cleared once, then trusted for a minute: not one write per delivery. Another instance may

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import timedelta
 
 from hookstream.avro import SchemaStore
@@ -13,6 +15,7 @@ from hookstream.kafka import Producer
 from hookstream.lifecycle import LifecycleGroup, Periodic
 from hookstream.sensors import Sensors
 from hookstream.settings import CommaList, KafkaSettings
+from hookstream.store.circuits import CircuitLog
 from hookstream.store.deliveries import DeliveryLog
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_schemas import topics
@@ -90,6 +93,8 @@ class DeliveryService(LifecycleGroup):
                 failure_ratio=s.breaker_failure_ratio,
                 cooldown_s=s.breaker_cooldown_s,
             ),
+            circuits=CircuitLog(self.db),
+            instance=f"{socket.gethostname()}:{os.getpid()}",
             sensors=sensors,
         )
         self.fanout = ConsumerService(

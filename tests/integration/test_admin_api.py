@@ -256,6 +256,11 @@ async def test_the_overview_and_each_endpoints_health(world: World) -> None:
                     VALUES (%s, %s, 'order.created', now(), 'applied', 1, %s, now() - interval '250 ms')""",
                 (order, event, channel),
             )
+        await conn.execute(  # a delivery instance's open breaker for A, and one from an instance long gone for B
+            """INSERT INTO endpoint_circuits (subscription_id, instance, expires_at)
+               VALUES (%s, 'host-1:41', now() + interval '90 s'), (%s, 'host-2:7', now() - interval '1 s')""",
+            (world.sub_a, world.sub_b),
+        )
         # Delivered (a 2xx) 2 s after the ingress took it.
         await conn.execute(
             """INSERT INTO order_timeline
@@ -276,6 +281,8 @@ async def test_the_overview_and_each_endpoints_health(world: World) -> None:
     assert body["deliveries"]["success_rate"] == 0.5
     health = {e["subscription_id"]: e for e in body["endpoints"]}
     assert health[world.sub_b]["state"] == "healthy"
+    assert health[world.sub_b]["circuit"] == {"state": "closed"}
+    assert (health[world.sub_a]["circuit"]["state"], health[world.sub_a]["circuit"]["instances"]) == ("open", 1)
     assert health[world.sub_a]["state"] in ("failing", "degraded")
     assert health[world.sub_a]["last_failure"]["explanation"] == (
         "500: the endpoint failed or is busy; retried with backoff"

@@ -17,6 +17,7 @@ from hookstream.consumer.dlq import list_dead_letters
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError
 from hookstream.kafka import Producer
+from hookstream.store.circuits import CircuitLog
 from hookstream.store.deliveries import ATTEMPTED, DELIVERY, delivery_id, resend
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_schemas.topics import ALERTS
@@ -244,7 +245,7 @@ async def test_open_circuit_holds_requests_until_a_probe_succeeds(
     stack: dict[str, Any], partner: Partner, kafka_bootstrap: str, migrated_database_url: str
 ) -> None:
     store: SubscriptionStore = stack["store"]
-    await store.add(name="sick", url=f"{partner.url}/sick", event_types=["order.*"])
+    sick_sub = await store.add(name="sick", url=f"{partner.url}/sick", event_types=["order.*"])
     partner.script["/sick"] = [(503, {})] * 2
     settings = stack["settings"].model_copy(
         update={"breaker_window": 4, "breaker_min_calls": 2, "breaker_cooldown_s": 2, "retry_schedule": ["200ms"] * 4}
@@ -259,8 +260,14 @@ async def test_open_circuit_holds_requests_until_a_probe_succeeds(
         await stack["publish"](*[canonical(f"b-{n}", f"shopify:2{n}", 1, "order.created") for n in range(3, 7)])
         await asyncio.sleep(1.0)
         held = len(partner.at("/sick"))  # nothing goes out while the circuit is open (cooldown 2 s)
+        circuits = CircuitLog(service.db)
+        open_while_held = await circuits.open_now()  # what the admin shows as endpoint health
         await until(lambda: len(partner.at("/sick")) == 8, what="all six delivered after the probe")
         await asyncio.sleep(0.5)
+        open_after = await circuits.open_now()
+    assert list(open_while_held) == [sick_sub.id]
+    assert open_while_held[sick_sub.id].instances == 1
+    assert open_after == {}  # the probe's success closed it, and the store says so
     sick = partner.at("/sick")
     assert held == 2
     assert sick[2]["at"] - opened >= 2 * 0.9  # the probe, after the cooldown

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookstream.http.outbound.sender import explain
+from hookstream.store.circuits import CircuitLog, OpenCircuit
 from hookstream.store.dead_letters import RedriveLog
 from hookstream.store.pulse import BUCKET_S, EndpointHealth
 from hookstream.store.subscriptions import Subscription
@@ -43,17 +44,20 @@ async def endpoints(ctx: Context, request: Request, token: Token) -> Response:
     if token.scope == "partner":
         subs = [s for s in subs if s.id == token.subscription_id]
     health = {h.subscription_id: h for h in await ctx.pulse.endpoints(window_s=HEALTH_WINDOW_S)}
-    return JSONResponse({"window_s": HEALTH_WINDOW_S, "endpoints": [_endpoint(s, health.get(s.id)) for s in subs]})
+    circuits = await CircuitLog(ctx.db).open_now()
+    answer = [_endpoint(s, health.get(s.id), circuits.get(s.id)) for s in subs]
+    return JSONResponse({"window_s": HEALTH_WINDOW_S, "endpoints": answer})
 
 
 async def _build(ctx: Context) -> dict[str, Any]:
-    intake, ingest, delivered, health, in_flight, subs = await asyncio.gather(
+    intake, ingest, delivered, health, in_flight, subs, circuits = await asyncio.gather(
         ctx.pulse.intake(window_s=INTAKE_WINDOW_S, rate_window_s=RATE_WINDOW_S),
         ctx.pulse.ingest_latency(window_s=LATENCY_WINDOW_S),
         ctx.pulse.delivery_latency(window_s=LATENCY_WINDOW_S),
         ctx.pulse.endpoints(window_s=HEALTH_WINDOW_S),
         ctx.pulse.in_flight(),
         ctx.subscriptions.list(),
+        CircuitLog(ctx.db).open_now(),
     )
     consumers = await consumer_lag(ctx)
     attempts = sum(h.attempts for h in health)
@@ -78,7 +82,7 @@ async def _build(ctx: Context) -> dict[str, Any]:
         },
         "consumers": [{k: c.get(k) for k in ("name", "group", "members", "lag", "error") if k in c} for c in consumers],
         "dead_letters": await _dead_letters(ctx),
-        "endpoints": [_endpoint(s, by_sub.get(s.id)) for s in subs],
+        "endpoints": [_endpoint(s, by_sub.get(s.id), circuits.get(s.id)) for s in subs],
     }
 
 
@@ -99,7 +103,7 @@ async def _dead_letters(ctx: Context) -> list[dict[str, Any]]:
     return found
 
 
-def _endpoint(s: Subscription, health: EndpointHealth | None) -> dict[str, Any]:
+def _endpoint(s: Subscription, health: EndpointHealth | None, circuit: OpenCircuit | None) -> dict[str, Any]:
     attempts = health.attempts if health else 0
     succeeded = health.succeeded if health else 0
     if not s.enabled:
@@ -125,6 +129,9 @@ def _endpoint(s: Subscription, health: EndpointHealth | None) -> dict[str, Any]:
         "last_status_code": health.last_status_code if health else None,
         "last_error": health.last_error if health else None,
         "last_failure": _failure(health),
+        "circuit": {"state": "closed"}
+        if circuit is None
+        else {"state": "open", "instances": circuit.instances, "since": circuit.since.isoformat()},
     }
 
 

@@ -274,7 +274,7 @@ function endpointTable(endpoints) {
   return table(
     [
       { title: "Endpoint", cell: (e) => [h("div", {}, e.name), h("div", { class: "sub" }, e.url)] },
-      { title: "Health", cell: (e) => [badge(e.state), e.disabled_reason ? h("div", { class: "sub" }, e.disabled_reason) : null, e.failing_since ? h("div", { class: "sub" }, `failing since ${when(e.failing_since)}`) : null] },
+      { title: "Health", cell: (e) => [badge(e.state), e.circuit.state === "open" ? [" ", h("span", { class: "badge bad", title: `open on ${e.circuit.instances} delivery instance(s) since ${when(e.circuit.since)}` }, "circuit open")] : null, e.disabled_reason ? h("div", { class: "sub" }, e.disabled_reason) : null, e.failing_since ? h("div", { class: "sub" }, `failing since ${when(e.failing_since)}`) : null] },
       { title: "Success, 15 min", num: true, cell: (e) => `${pct(e.success_rate)} of ${num(e.attempts)}` },
       { title: "Last failure", cell: (e) => (e.last_failure ? [h("div", {}, e.last_failure.explanation), h("div", { class: "sub" }, when(e.last_failure.at))] : "—") },
     ],
@@ -359,7 +359,7 @@ async function endpoint(id) {
   const recent = await api("GET", `/api/v1/deliveries?subscription_id=${encodeURIComponent(id)}&limit=20`);
   show(
     h("h1", {}, sub.name, " ", badge(e.state || (sub.enabled ? "idle" : "disabled"))),
-    panel(null, kv([["URL", sub.url], ["Events", sub.event_types.join(", ")], ["Content type", sub.content_type], ["Timeout", ms(sub.timeout_ms)], ["Rate limit", sub.rate_limit_per_s ? `${sub.rate_limit_per_s}/s` : "none"], ["Signing secrets", String(sub.secrets)], ["Success, 15 min", `${pct(e.success_rate)} of ${num(e.attempts)} attempts`], ["Failing since", e.failing_since ? when(e.failing_since) : null], ["Disabled because", sub.disabled_reason], ["Last failure", e.last_failure ? `${when(e.last_failure.at)}: ${e.last_failure.explanation}` : null]])),
+    panel(null, kv([["URL", sub.url], ["Events", sub.event_types.join(", ")], ["Content type", sub.content_type], ["Timeout", ms(sub.timeout_ms)], ["Rate limit", sub.rate_limit_per_s ? `${sub.rate_limit_per_s}/s` : "none"], ["Signing secrets", String(sub.secrets)], ["Success, 15 min", `${pct(e.success_rate)} of ${num(e.attempts)} attempts`], ["Failing since", e.failing_since ? when(e.failing_since) : null], ["Circuit breaker", e.circuit ? (e.circuit.state === "open" ? `open on ${e.circuit.instances} delivery instance(s) since ${when(e.circuit.since)}: deliveries wait for a probe to succeed` : "closed") : null], ["Disabled because", sub.disabled_reason], ["Last failure", e.last_failure ? `${when(e.last_failure.at)}: ${e.last_failure.explanation}` : null]])),
     panel("Actions", endpointActions(sub, refresh)),
     panel("Recent deliveries", deliveryTable(recent.deliveries), h("p", {}, h("a", { href: `#/deliveries?subscription_id=${encodeURIComponent(id)}` }, "all deliveries of this endpoint"))),
   );
