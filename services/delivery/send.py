@@ -152,6 +152,8 @@ class Send:
         """Feed the breaker; say so in the store when its circuit opens, stays open after a failed probe, or closes."""
         was_open = breaker.is_open
         breaker.record(ok)
+        if breaker.is_open != was_open or (breaker.is_open and not ok):
+            self.sensors.on_circuit(sub.id, breaker.is_open)
         if self.circuits is None:
             return
         if breaker.is_open and not ok:
@@ -189,6 +191,7 @@ class Send:
         if not first:
             return  # a concurrent delivery to the same endpoint disabled it and raised the alert
         log.warning("endpoint disabled", extra={"subscription_id": sub.id, "url": sub.url, "reason": reason})
+        self.sensors.on_endpoint_disabled(sub.id, reason)
         alert = {
             "type": "endpoint.disabled",
             "subscription_id": sub.id,

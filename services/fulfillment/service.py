@@ -68,7 +68,7 @@ class FulfillmentService(LifecycleGroup):
         self.warehouse = HttpConnector(s.endpoint("warehouse"))
         self.mailer = s.mailer()
         templates = s.templates("hookstream_services.fulfillment", ["payment_confirmation"])
-        self.relay = OutboxRelay(s.service_name, bootstrap_servers, self.db, database_url)
+        self.relay = OutboxRelay(s.service_name, bootstrap_servers, self.db, database_url, sensors=sensors)
         schemas = SchemaStore.bundled()
         self.chain = Chain(
             self.db,

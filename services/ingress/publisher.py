@@ -9,7 +9,7 @@ from typing import Protocol
 from hookstream.avro import SchemaStore
 from hookstream.http.probes import BrokerCheck
 from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
-from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
 from hookstream.sensors import Sensor
 from hookstream.settings import KafkaSettings
 from hookstream_schemas import topics
@@ -90,6 +90,7 @@ class KafkaPublisher:
             (TRACEPARENT, envelope.traceparent.encode()),
             (EVENT_ID, envelope.event_id.encode()),
             (CHANNEL, envelope.channel.encode()),
+            (RECEIVED_AT, str(envelope.received_at_ms).encode()),
         ]
         # No timer of our own: the producer's delivery.timeout.ms is publish_timeout_ms, so librdkafka
         # reports every record, stored or failed, within it (DeliveryFailed → 503).

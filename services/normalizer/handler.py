@@ -10,7 +10,7 @@ from hookstream.avro import AvroSerde
 from hookstream.consumer import Record
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
-from hookstream.kafka.headers import CHANNEL, EVENT_ID, TRACEPARENT
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
 from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import child_traceparent
 from hookstream_schemas import topics
@@ -91,6 +91,7 @@ class Normalizer:
                         (TRACEPARENT, w.traceparent.encode()),
                         (EVENT_ID, a.event.event_id.encode()),
                         (CHANNEL, a.event.channel.encode()),
+                        (RECEIVED_AT, str(a.event.received_at_ms).encode()),
                     ]
                     rows.append((a.event.order_id, a.event.event_id, value, headers))
             await add_many_to_outbox(conn, self.names.service, self.names.canonical_topic, rows)

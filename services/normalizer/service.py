@@ -50,7 +50,7 @@ class NormalizerService(LifecycleGroup):
         self.db = Database(database_url)
         schemas = SchemaStore.bundled()
         self.relay = OutboxRelay(
-            names.service, bootstrap_servers, self.db, database_url, batch_size=s.outbox_batch_size
+            names.service, bootstrap_servers, self.db, database_url, batch_size=s.outbox_batch_size, sensors=sensors
         )
         self.handler = Normalizer(
             self.db,

@@ -48,7 +48,7 @@ class RiskService(WorkflowService):
         s = self.settings = settings
         db = Database(database_url)
         self.connector = HttpConnector(s.endpoint("risk"))
-        self.relay = OutboxRelay(s.service_name, bootstrap_servers, db, database_url)
+        self.relay = OutboxRelay(s.service_name, bootstrap_servers, db, database_url, sensors=sensors)
         rules = Rules(s.hold_at, s.amount_threshold, s.velocity_window_hours, s.velocity_orders, s.first_time_total)
         where = VerdictTopic(s.service_name, s.verdict_topic)
 

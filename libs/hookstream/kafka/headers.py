@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 TRACEPARENT = "traceparent"
 EVENT_ID = "hookstream-event-id"
 CHANNEL = "hookstream-channel"
+RECEIVED_AT = "hookstream-received-at"  # ms since the epoch when the ingress took the webhook (end-to-end latency)
 SCHEMA_FINGERPRINT = "hookstream-schema-fingerprint"
 ATTEMPT = "hookstream-attempt"
 NOT_BEFORE = "hookstream-not-before"

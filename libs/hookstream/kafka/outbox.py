@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 import zlib
 from typing import Any
@@ -33,6 +34,7 @@ from hookstream.errors import HookstreamError
 from hookstream.kafka.admin import client_config, watermarks
 from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
 from hookstream.lifecycle import Lifecycle, cancel
+from hookstream.sensors import Sensor
 
 log = logging.getLogger("hookstream.outbox")
 
@@ -101,6 +103,7 @@ class OutboxRelay(Lifecycle):
         batch_size: int = 500,
         idle_poll_ms: int = 5_000,
         transaction_timeout_ms: int = 60_000,
+        sensors: Sensor | None = None,
     ) -> None:
         self.service = service
         self.bootstrap_servers = bootstrap_servers
@@ -110,6 +113,8 @@ class OutboxRelay(Lifecycle):
         self.idle_poll_s = idle_poll_ms / 1000
         self.transaction_timeout_ms = transaction_timeout_ms
         self.published = 0
+        self.sensors = sensors or Sensor()
+        self._depth_counted_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._producer: _RdProducer | None = None
@@ -185,6 +190,7 @@ class OutboxRelay(Lifecycle):
         log.info("outbox relay leading", extra={"service": self.service})
         while True:
             rows = await self._next_rows()
+            await self._report_depth(len(rows))
             if not rows:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -275,6 +281,19 @@ class OutboxRelay(Lifecycle):
         if not isinstance(marker, dict) or marker.get("database") != self._database:
             return []
         return [int(i) for i in marker.get("ids", [])]
+
+    async def _report_depth(self, fetched: int) -> None:
+        """A batch not full is the whole outbox; behind a full one, count (at most every 5 s: it scans the backlog)."""
+        if fetched < self.batch_size:
+            self.sensors.on_outbox_depth(self.service, fetched)
+            return
+        if time.monotonic() - self._depth_counted_at < 5:
+            return
+        self._depth_counted_at = time.monotonic()
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT count(*) AS n FROM outbox WHERE service = %s", (self.service,))
+            row = await cur.fetchone()
+        self.sensors.on_outbox_depth(self.service, int(str(row["n"])) if row else 0)
 
     async def _next_rows(self) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:

@@ -52,6 +52,16 @@ class Sensor:
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         """Delivery made one request to a partner endpoint (``endpoint`` is its subscription id)."""
 
+    def on_circuit(self, endpoint: str, is_open: bool) -> None:
+        """An endpoint's circuit breaker opened (or stayed open after a failed probe), or closed."""
+
+    def on_endpoint_disabled(self, endpoint: str, reason: str) -> None:
+        """Delivery disabled an endpoint (410 Gone, or failing longer than the limit)."""
+
+    # the transactional outbox
+    def on_outbox_depth(self, service: str, rows: int) -> None:
+        """Rows waiting in ``service``'s outbox when its relay last looked."""
+
 
 class Sensors(Sensor):
     """Every registered sensor, called in order."""
@@ -109,3 +119,15 @@ class Sensors(Sensor):
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         for s in self.sensors:
             s.on_http_attempt(endpoint, outcome, status, seconds)
+
+    def on_circuit(self, endpoint: str, is_open: bool) -> None:
+        for s in self.sensors:
+            s.on_circuit(endpoint, is_open)
+
+    def on_endpoint_disabled(self, endpoint: str, reason: str) -> None:
+        for s in self.sensors:
+            s.on_endpoint_disabled(endpoint, reason)
+
+    def on_outbox_depth(self, service: str, rows: int) -> None:
+        for s in self.sensors:
+            s.on_outbox_depth(service, rows)

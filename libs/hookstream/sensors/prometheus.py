@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from hookstream.kafka.headers import RECEIVED_AT
 from hookstream.sensors import Sensor
 
 if TYPE_CHECKING:
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# End to end spans retry tiers (seconds to hours): the tail matters as much as the median.
+_END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 6 * 3600)
 
 
 class PrometheusSensor(Sensor):
@@ -77,6 +81,30 @@ class PrometheusSensor(Sensor):
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.end_to_end = Histogram(
+            "hookstream_end_to_end_seconds",
+            "Webhook received by the ingress → handled by this service (retries and redrives included)",
+            ["service"],
+            buckets=_END_TO_END_BUCKETS,
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "hookstream_circuit_open",
+            "1 while this delivery instance's circuit breaker for the endpoint is open",
+            ["endpoint"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.disabled = Counter(
+            "hookstream_endpoints_disabled", "Endpoints the delivery disabled", ["endpoint"], registry=r
+        )
+        self.outbox_depth = Gauge(
+            "hookstream_outbox_depth",
+            "Rows waiting in the service's transactional outbox",
+            ["service"],
+            registry=r,
+            multiprocess_mode="max",
+        )
 
     def on_record_in(self, service: str, record: Record) -> None:
         self.records_in.labels(service, record.topic).inc()
@@ -84,6 +112,9 @@ class PrometheusSensor(Sensor):
     def on_record_handled(self, service: str, record: Record, seconds: float) -> None:
         self.handled.labels(service).inc()
         self.handler_seconds.labels(service).observe(seconds)
+        received_ms = record.header(RECEIVED_AT)
+        if received_ms is not None and received_ms.isdigit():
+            self.end_to_end.labels(service).observe(max(0.0, time.time() - int(received_ms) / 1000))
 
     def on_record_retried(self, service: str, record: Record, tier: str, error: BaseException) -> None:
         self.retried.labels(service, tier).inc()
@@ -113,6 +144,15 @@ class PrometheusSensor(Sensor):
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         self.attempts.labels(endpoint, outcome).inc()
         self.attempt_seconds.labels(endpoint).observe(seconds)
+
+    def on_circuit(self, endpoint: str, is_open: bool) -> None:
+        self.circuit_open.labels(endpoint).set(1 if is_open else 0)
+
+    def on_endpoint_disabled(self, endpoint: str, reason: str) -> None:
+        self.disabled.labels(endpoint).inc()
+
+    def on_outbox_depth(self, service: str, rows: int) -> None:
+        self.outbox_depth.labels(service).set(rows)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
