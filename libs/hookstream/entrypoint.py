@@ -21,11 +21,13 @@ from hookstream.db.migrations import LIBRARY, apply_migrations, bundled_migratio
 from hookstream.errors import ConfigurationError, HookstreamError
 from hookstream.http.probes import BrokerCheck, ProbeServer, ProbeSettings
 from hookstream.kafka import TopicAdmin, wait_for_broker
+from hookstream.lifecycle import Lifecycle
 from hookstream.logs import configure_logging
 from hookstream.registry import ServiceContext, ServiceSpec
 from hookstream.sensors import Sensors
 from hookstream.sensors.prometheus import PrometheusSensor
 from hookstream.settings import LogSettings, StackSettings
+from hookstream.tracing import Tracing
 
 
 def run(spec: ServiceSpec, argv: list[str]) -> int:
@@ -75,7 +77,14 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
     stack = StackSettings()
     bootstrap, database_url = stack.require_kafka(), stack.require_database()
     metrics = PrometheusSensor()
-    context = ServiceContext(bootstrap, database_url, spec.settings(), Sensors([metrics]))
+    sensors = Sensors([metrics])
+    tracing = Tracing.from_env(spec.name)
+    if tracing is not None:
+        from hookstream.sensors.tracing import TracingSensor  # loads OpenTelemetry: only when asked for
+
+        tracing.install()
+        sensors.add(TracingSensor())
+    context = ServiceContext(bootstrap, database_url, spec.settings(), sensors)
     await asyncio.to_thread(wait_for_broker, bootstrap, timeout_ms=15_000)
     service = spec.build(context)
     if no_migrate:
@@ -99,7 +108,7 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with probes, service:
+    async with tracing or Lifecycle(), probes, service:  # tracing stops last: it flushes the spans
         banner = spec.banner(context) if spec.banner else spec.name
         print(f"{banner}; probes on {probes.url} (/healthz /readyz /metrics)", file=sys.stderr)
         failed = asyncio.ensure_future(service.wait())

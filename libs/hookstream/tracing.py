@@ -1,10 +1,22 @@
-"""W3C trace context, carried in the ``traceparent`` header of every record."""
+"""W3C trace context, carried in the ``traceparent`` header of every record, and OpenTelemetry tracing
+when the ``OTEL_*`` variables turn it on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from hookstream.errors import ConfigurationError
+from hookstream.lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -35,3 +47,146 @@ def _span_id() -> str:
     while span_id == "0" * 16:  # all-zero ids are invalid
         span_id = _hex(64)
     return span_id
+
+
+# OpenTelemetry, on only when the standard OTEL_* variables ask for an exporter. Off, nothing below
+# does more than read one module flag: records carry the cheap traceparent above instead.
+_enabled = False
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def current_traceparent(fallback: str) -> str:
+    """The current span's traceparent when tracing is on and a span is current, else ``fallback``."""
+    if not _enabled:
+        return fallback
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return fallback
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def continued(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """A consumed record's headers for a record produced from it: its ``traceparent`` becomes the
+    current span's when tracing is on (the handling span is the new record's parent); off, unchanged."""
+    if not _enabled:
+        return headers
+    current = current_traceparent("")
+    if not current:
+        return headers
+    return [*((k, v) for k, v in headers if k != "traceparent"), ("traceparent", current.encode())]
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) of the current span, for log lines; None when tracing is off or no span is current."""
+    if not _enabled:
+        return None
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    return (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}") if ctx.is_valid else None
+
+
+def outgoing_traceparent(incoming: str | None) -> str:
+    """What a record produced while handling another carries: the handling span, or the trace continued."""
+    if _enabled:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    return child_traceparent(incoming)
+
+
+@contextmanager
+def producing(topic: str, key: str | None) -> Iterator[None]:
+    """A PRODUCER span around a produce (waiting for the broker's ack), current while it lasts."""
+    if not _enabled:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+        "messaging.kafka.message.key": key or "",
+    }
+    with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
+        yield
+
+
+def tracer() -> Tracer:
+    from opentelemetry import trace
+
+    return trace.get_tracer("hookstream")
+
+
+def _exporter_from_env(env: Mapping[str, str]) -> str | None:
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not chosen:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        return "otlp" if endpoint else None
+    if chosen == "none":
+        return None
+    if chosen not in ("otlp", "console"):
+        raise ConfigurationError(
+            f"OTEL_TRACES_EXPORTER={chosen!r}: hookstream exports 'otlp' (HTTP), 'console' or 'none'"
+        )
+    return chosen
+
+
+class Tracing(Lifecycle):
+    """OpenTelemetry tracing for one process, configured only by the standard ``OTEL_*`` variables
+    (exporter, endpoint, headers, sampler, resource), read once at startup. ``from_env`` gives None
+    when no exporter is asked for: then nothing is installed and nothing costs."""
+
+    def __init__(self, service: str, exporter: str) -> None:
+        self.service = service
+        self.exporter = exporter
+        self.provider: TracerProvider | None = None
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Tracing | None:
+        exporter = _exporter_from_env(os.environ if env is None else env)
+        return None if exporter is None else cls(service, exporter)
+
+    def install(self) -> TracerProvider:
+        """Set the process's tracer provider and instrument aiohttp's client (outbound calls get a span
+        and carry ``traceparent``). Idempotent; synchronous for uvicorn's app factory."""
+        # The SDK, the exporter and the instrumentation load only here: a process with tracing off never pays for them.
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+        global _enabled
+        if self.provider is not None:
+            return self.provider
+        # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the service's own name.
+        provider = TracerProvider(resource=Resource.create({"service.name": self.service}))
+        exporter: SpanExporter = OTLPSpanExporter() if self.exporter == "otlp" else ConsoleSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        # The stable HTTP conventions (http.request.method, url.full, http.response.status_code), unless
+        # the operator chose otherwise; the instrumentations read this when they are installed.
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+        AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+        self.provider = provider
+        _enabled = True
+        return provider
+
+    async def start(self) -> None:
+        self.install()
+
+    async def stop(self) -> None:
+        if self.provider is not None:
+            await asyncio.to_thread(self.provider.shutdown)  # flushes the spans still batched

@@ -19,6 +19,7 @@ from hookstream.consumer import Record
 from hookstream.kafka import Producer
 from hookstream.store.deliveries import ATTEMPTED, DELIVERY, SUBSCRIPTION, DeliveryLog, delivery_id
 from hookstream.store.subscriptions import Subscription
+from hookstream.tracing import continued
 from hookstream_schemas import topics
 from hookstream_services.delivery.cache import SubscriptionCache
 from hookstream_services.delivery.send import Send
@@ -48,7 +49,7 @@ class Fanout:
         wanted = [s for s in await self.cache.all() if s.wants(event["type"])]
         if not wanted:
             return
-        kept = [(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY, ATTEMPTED)]
+        kept = continued([(k, v) for k, v in record.headers if k not in (SUBSCRIPTION, DELIVERY, ATTEMPTED)])
         clear = await self.log.create(
             [(s.id, event["event_id"], event["order_id"], event["type"]) for s in wanted], record.value or b"", kept
         )

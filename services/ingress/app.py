@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from hookstream.errors import HookstreamError, ProducerQueueFull
+from hookstream.lifecycle import Lifecycle
 from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
@@ -233,7 +234,7 @@ def create_app(
     return app
 
 
-def kafka_lifespan(publisher: Any) -> Callable[[Starlette], Any]:
+def kafka_lifespan(publisher: Any, tracing: Lifecycle | None = None) -> Callable[[Starlette], Any]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await publisher.start()
@@ -241,5 +242,7 @@ def kafka_lifespan(publisher: Any) -> Callable[[Starlette], Any]:
             yield
         finally:
             await publisher.stop()
+            if tracing is not None:
+                await tracing.stop()  # flush the spans still batched
 
     return lifespan

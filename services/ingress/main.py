@@ -16,6 +16,7 @@ from hookstream.logs import configure_logging
 from hookstream.sensors import Sensors
 from hookstream.sensors.prometheus import PrometheusSensor
 from hookstream.settings import KafkaSettings, LogSettings, StackSettings
+from hookstream.tracing import Tracing
 from hookstream_services.ingress.app import create_app, kafka_lifespan
 from hookstream_services.ingress.config import IngressSettings, load_config
 from hookstream_services.ingress.publisher import KafkaPublisher
@@ -28,7 +29,10 @@ def build_app() -> Starlette:
     settings = IngressSettings()
     config = load_config(settings.config)
     metrics = PrometheusSensor()
-    sensors = Sensors([metrics])  # the seam: tracing registers here too
+    sensors = Sensors([metrics])
+    tracing = Tracing.from_env("ingress")
+    if tracing is not None:
+        tracing.install()
     publisher = KafkaPublisher(
         StackSettings().require_kafka(),
         config.ingress,
@@ -42,8 +46,18 @@ def build_app() -> Starlette:
         workers=settings.ingress_workers,
         metrics=metrics,
         sensors=sensors,
-        lifespan=kafka_lifespan(publisher),
+        lifespan=kafka_lifespan(publisher, tracing),
     )
+    if tracing is not None:
+        # The request's SERVER span (HTTP semantic conventions); probes and /metrics are left out.
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            excluded_urls="/healthz,/readyz,/metrics",
+            exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message too
+            tracer_provider=tracing.provider,
+        )
     return app
 
 

@@ -12,6 +12,7 @@ from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
 from hookstream.sensors import Sensor
 from hookstream.settings import KafkaSettings
+from hookstream.tracing import current_traceparent, producing
 from hookstream_schemas import topics
 from hookstream_services.ingress.config import IngressOptions
 
@@ -85,16 +86,17 @@ class KafkaPublisher:
                 "body": envelope.body,
             }
         )
-        headers = [
-            *self.serde.headers,
-            (TRACEPARENT, envelope.traceparent.encode()),
-            (EVENT_ID, envelope.event_id.encode()),
-            (CHANNEL, envelope.channel.encode()),
-            (RECEIVED_AT, str(envelope.received_at_ms).encode()),
-        ]
-        # No timer of our own: the producer's delivery.timeout.ms is publish_timeout_ms, so librdkafka
-        # reports every record, stored or failed, within it (DeliveryFailed → 503).
-        await self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
+        with producing(self.options.topic, envelope.order_key):  # a PRODUCER span when tracing is on
+            headers = [
+                *self.serde.headers,
+                (TRACEPARENT, current_traceparent(envelope.traceparent).encode()),
+                (EVENT_ID, envelope.event_id.encode()),
+                (CHANNEL, envelope.channel.encode()),
+                (RECEIVED_AT, str(envelope.received_at_ms).encode()),
+            ]
+            # No timer of our own: the producer's delivery.timeout.ms is publish_timeout_ms, so librdkafka
+            # reports every record, stored or failed, within it (DeliveryFailed → 503).
+            await self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)
 
     async def ready(self) -> bool:
         # Answering metadata is not enough: a broker still loading its coordinators keeps the first

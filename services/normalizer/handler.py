@@ -12,7 +12,7 @@ from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
 from hookstream.kafka.outbox import add_many_to_outbox
-from hookstream.tracing import child_traceparent
+from hookstream.tracing import outgoing_traceparent
 from hookstream_schemas import topics
 from hookstream_services.normalizer.mapping import CanonicalEvent, normalize
 from hookstream_services.normalizer.orders import OrderBatch
@@ -65,7 +65,8 @@ class Normalizer:
     async def __call__(self, record: Record) -> None:
         envelope = self.raw.decode(record.value or b"", record.headers)  # SchemaError: permanent → DLQ
         event = normalize(envelope)  # InvalidPayload / UnsupportedEvent: permanent → DLQ
-        await self.group.submit(_Work(event, child_traceparent(record.header(TRACEPARENT))))
+        # The canonical record continues the trace from this record's span (or the raw record's trace).
+        await self.group.submit(_Work(event, outgoing_traceparent(record.header(TRACEPARENT))))
         if self.on_queued is not None:
             self.on_queued()
 

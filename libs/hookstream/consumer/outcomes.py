@@ -113,11 +113,14 @@ class Outcomes:
 
     async def attempt(self, record: Record, *, block_key: bool, parked: Parked | None = None) -> Outcome:
         started = time.perf_counter()
+        self.sensors.on_record_started(self.service, record)
         try:
             await self.handler(record)
         except asyncio.CancelledError:
+            self.sensors.on_record_abandoned(self.service, record, None)
             raise
         except psycopg.ProgrammingError as exc:
+            self.sensors.on_record_abandoned(self.service, record, exc)
             # A missing table or column, a statement the database refuses to parse, a missing grant: the
             # deployment is wrong (a migration not applied), not this record. Retrying and then
             # dead-lettering would file every record as bad; stopping keeps them until it is fixed.

@@ -20,6 +20,9 @@ class Sensor:
     def on_record_in(self, service: str, record: Record) -> None:
         """A record was fetched and is queued for its key."""
 
+    def on_record_started(self, service: str, record: Record) -> None:
+        """The handler is about to run on the record (in the task that runs it)."""
+
     def on_record_handled(self, service: str, record: Record, seconds: float) -> None:
         """The handler finished the record."""
 
@@ -28,6 +31,9 @@ class Sensor:
 
     def on_record_dead_lettered(self, service: str, record: Record, error: BaseException) -> None:
         """The record failed for good and went to the dead-letter topic."""
+
+    def on_record_abandoned(self, service: str, record: Record, error: BaseException | None) -> None:
+        """The attempt ended without an outcome: cancelled (shutdown, rebalance) or the service stopped."""
 
     def on_record_parked(self, service: str, record: Record) -> None:
         """The record waits behind an earlier record of its key that is being retried."""
@@ -80,9 +86,17 @@ class Sensors(Sensor):
         for s in self.sensors:
             s.on_record_in(service, record)
 
+    def on_record_started(self, service: str, record: Record) -> None:
+        for s in self.sensors:
+            s.on_record_started(service, record)
+
     def on_record_handled(self, service: str, record: Record, seconds: float) -> None:
         for s in self.sensors:
             s.on_record_handled(service, record, seconds)
+
+    def on_record_abandoned(self, service: str, record: Record, error: BaseException | None) -> None:
+        for s in self.sensors:
+            s.on_record_abandoned(service, record, error)
 
     def on_record_retried(self, service: str, record: Record, tier: str, error: BaseException) -> None:
         for s in self.sensors:
