@@ -7,7 +7,7 @@ import asyncio
 import os
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -108,8 +108,14 @@ def producing(topic: str, key: str | None) -> Iterator[None]:
     if not _enabled:
         yield
         return
+    from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
+    if not trace.get_current_span().is_recording():
+        # An unsampled request: its record carries the request's context (sampled flag off, so
+        # downstream services drop it too) and needs no span of its own.
+        yield
+        return
     attributes = {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
@@ -120,10 +126,44 @@ def producing(topic: str, key: str | None) -> Iterator[None]:
         yield
 
 
-def tracer() -> Tracer:
-    from opentelemetry import trace
+@contextmanager
+def serving(method: str, route: str, path: str, traceparent: str | None) -> Iterator[Callable[[int], None]]:
+    """A SERVER span for one HTTP request (HTTP semantic conventions), current while it lasts; the
+    caller reports the status it answered through the function yielded. Off: a no-op."""
+    if not _enabled:
+        yield _ignore_status
+        return
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    return trace.get_tracer("hookstream")
+    parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+    attributes = {"http.request.method": method, "http.route": route, "url.path": path, "url.scheme": "http"}
+    with tracer().start_as_current_span(
+        f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+    ) as span:
+
+        def answered(status: int) -> None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+
+        yield answered
+
+
+def _ignore_status(status: int) -> None:
+    return None
+
+
+_tracer: Tracer | None = None
+
+
+def tracer() -> Tracer:
+    global _tracer
+    if _tracer is None:
+        from opentelemetry import trace
+
+        _tracer = trace.get_tracer("hookstream")
+    return _tracer
 
 
 def _exporter_from_env(env: Mapping[str, str]) -> str | None:

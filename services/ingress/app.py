@@ -24,7 +24,7 @@ from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
 from hookstream.signatures import InvalidSignature
-from hookstream.tracing import child_traceparent
+from hookstream.tracing import child_traceparent, serving
 from hookstream_services.ingress.channels import BadPayload, Channel, build_channels
 from hookstream_services.ingress.config import IngressConfig
 from hookstream_services.ingress.publisher import Envelope, Publisher
@@ -122,7 +122,11 @@ class Ingress:
 
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
-        response = await self._webhook(request)
+        with serving(
+            "POST", "/webhooks/{channel}", request.scope["path"], request.headers.get("traceparent")
+        ) as answered:
+            response = await self._webhook(request)
+            answered(response.status_code)
         channel = request.path_params["channel"]
         # An unknown channel is counted as such: a flood of made-up names must not grow the label set.
         label = channel if channel in self.channels else "unknown"

@@ -48,16 +48,6 @@ def build_app() -> Starlette:
         sensors=sensors,
         lifespan=kafka_lifespan(publisher, tracing),
     )
-    if tracing is not None:
-        # The request's SERVER span (HTTP semantic conventions); probes and /metrics are left out.
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-        app.add_middleware(
-            OpenTelemetryMiddleware,
-            excluded_urls="/healthz,/readyz,/metrics",
-            exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message too
-            tracer_provider=tracing.provider,
-        )
     return app
 
 
