@@ -1,10 +1,11 @@
-"""Ingress with tracing off, on at 100 % and on at 10 % sampling: `bench/ingress.py` three times, its
-bare-Starlette ceiling measured in each run, spans exported over OTLP/HTTP to a local sink process.
+"""Tracing off, on at 100 % and on at 10 % sampling, spans exported over OTLP/HTTP to a local sink process.
 
-    python bench/tracing.py [--duration 10] [--workers 2]
+    python bench/tracing.py [--duration 10] [--workers 2]            # bench/ingress.py three times
+    python bench/tracing.py --e2e [--rate 100] [--duration 30]       # bench/e2e.py three times
 
-Needs what bench/ingress.py needs (a running stack, wrk, Go). Prints each run's table, then the
-saturation throughput of each mode against tracing off and against its own run's bare ceiling.
+Needs what the underlying bench needs (a running stack, wrk, Go). Ingress: the saturation throughput
+of each mode against tracing off and against its own run's bare-Starlette ceiling. End to end: each
+mode's pipeline CPU-s per 1,000 webhooks and webhook → partner latency at a fixed offered rate.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--e2e", action="store_true", help="the whole pipeline (bench/e2e.py) instead of ingress")
+    parser.add_argument("--rate", type=int, default=100, help="events/s offered in the --e2e runs")
     args = parser.parse_args()
+    if args.e2e:
+        return end_to_end(args)
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
     time.sleep(1.0)
@@ -82,6 +87,37 @@ def main() -> None:
     print(f"{'tracing':12} {'req/s at saturation':>20} {'vs off':>8} {'vs bare, same run':>18}")
     for mode, (rps, ratio) in results.items():
         print(f"{mode:12} {rps:20.0f} {rps / off:8.2f} {ratio:18.2f}")
+
+
+def end_to_end(args: argparse.Namespace) -> None:
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
+    time.sleep(1.0)
+    rows = []
+    try:
+        for mode, extra in MODES.items():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            if mode != "off":
+                env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", **extra}
+            print(f"\n=== tracing {mode}", flush=True)
+            command = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rates", str(args.rate)]
+            command += ["--duration", str(args.duration), "--idle", "5"]
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+            print(out)
+            row = re.search(
+                rf"^\s*{args.rate}/s\s+\d+/\d+\s+\d+\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\S+\s+\S+\s+([\d.]+)",
+                out,
+                re.M,
+            )
+            assert row is not None, out
+            rows.append((mode, *(float(v) for v in row.groups())))
+    finally:
+        sink.terminate()
+        sink.wait()
+    off_cpu = rows[0][4]
+    print(f"{'tracing':12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU-s/1k':>9} {'vs off':>7}")
+    for mode, p50, p95, p99, cpu in rows:
+        print(f"{mode:12} {p50:8.1f} {p95:8.1f} {p99:8.1f} {cpu:9.2f} {cpu / off_cpu:7.2f}")
 
 
 if __name__ == "__main__":

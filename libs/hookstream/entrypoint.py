@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 
@@ -21,7 +22,6 @@ from hookstream.db.migrations import LIBRARY, apply_migrations, bundled_migratio
 from hookstream.errors import ConfigurationError, HookstreamError
 from hookstream.http.probes import BrokerCheck, ProbeServer, ProbeSettings
 from hookstream.kafka import TopicAdmin, wait_for_broker
-from hookstream.lifecycle import Lifecycle
 from hookstream.logs import configure_logging
 from hookstream.registry import ServiceContext, ServiceSpec
 from hookstream.sensors import Sensors
@@ -108,7 +108,11 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with tracing or Lifecycle(), probes, service:  # tracing stops last: it flushes the spans
+    async with contextlib.AsyncExitStack() as parts:
+        if tracing is not None:
+            await parts.enter_async_context(tracing)  # stops last: it flushes the spans
+        await parts.enter_async_context(probes)
+        await parts.enter_async_context(service)
         banner = spec.banner(context) if spec.banner else spec.name
         print(f"{banner}; probes on {probes.url} (/healthz /readyz /metrics)", file=sys.stderr)
         failed = asyncio.ensure_future(service.wait())

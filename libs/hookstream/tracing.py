@@ -93,13 +93,7 @@ def current_ids() -> tuple[str, str] | None:
 
 def outgoing_traceparent(incoming: str | None) -> str:
     """What a record produced while handling another carries: the handling span, or the trace continued."""
-    if _enabled:
-        from opentelemetry import trace
-
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
-    return child_traceparent(incoming)
+    return current_traceparent("") or child_traceparent(incoming)
 
 
 @contextmanager

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +18,12 @@ from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_tools.devstack.process import free_port
 
 from tests.partner import running_partner
+from tests.service_processes import logs, pipeline_env, processes
 from tests.signing import load_sample, sign, write_config
 from tests.waiting import until
 
 WEBHOOKS = 10
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "grafana-dashboard.json"
-
-
-@contextmanager
-def processes(commands: list[tuple[list[str], dict[str, str]]], logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started = []
-    try:
-        for i, (command, env) in enumerate(commands):
-            log = (logs / f"{i}.log").open("wb")
-            started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-        yield started
-    finally:
-        for proc in started:
-            proc.terminate()
-        for proc in started:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
@@ -52,28 +32,15 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("needs Prometheus: `apt-get install prometheus` (Debian; .ci/run installs it)")
-    raw, canonical = f"{unique_name}.raw", f"{unique_name}.canonical"
+    env, topics = pipeline_env(unique_name)
+    raw = topics["raw"]
+    names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in ("normalizer", "delivery")}
     ports = {name: free_port() for name in ("ingress", "normalizer", "delivery", "prometheus")}
     base = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "DATABASE_URL": migrated_database_url,
         "HOOKSTREAM_LOG_LEVEL": "WARNING",
-    }
-    names = {"normalizer": f"normalizer-{unique_name}", "delivery": f"delivery-{unique_name}"}
-    env = {
-        "normalizer": {
-            "HOOKSTREAM_NORMALIZER_SERVICE_NAME": names["normalizer"],
-            "HOOKSTREAM_NORMALIZER_RAW_TOPIC": raw,
-            "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": canonical,
-        },
-        "delivery": {
-            "HOOKSTREAM_DELIVERY_SERVICE_NAME": names["delivery"],
-            "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": canonical,
-            "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": f"{unique_name}.deliveries",
-            "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
-            "HOOKSTREAM_DELIVERY_SUBSCRIPTION_REFRESH_MS": "100",
-        },
     }
     config = write_config(tmp_path / "ingress.toml", topic=raw)
     scrape = {
@@ -127,10 +94,10 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
                     return float(found[0]["value"][1]) if found else None
 
                 async def all_up() -> bool:
-                    assert all(p.poll() is None for p in procs), _logs(tmp_path)
+                    assert all(p.poll() is None for p in procs), logs(tmp_path)
                     return await value("sum(up)") == 3
 
-                await until(all_up, 90, lambda: f"Prometheus to scrape all three services\n{_logs(tmp_path)}")
+                await until(all_up, 90, lambda: f"Prometheus to scrape all three services\n{logs(tmp_path)}")
                 headers, template = load_sample("shopify_orders_create")
                 payload = json.loads(template)
                 for i in range(WEBHOOKS):
@@ -168,7 +135,3 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
                 for panel in dashboard["panels"]:
                     for target in panel["targets"]:
                         await query(target["expr"])  # every dashboard query is valid PromQL over these series
-
-
-def _logs(folder: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted(folder.glob("*.log")))

@@ -20,8 +20,8 @@ from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import SandboxServers
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.e2e.test_prometheus_scrape import _logs, processes
 from tests.partner import Answer, running_partner
+from tests.service_processes import logs, pipeline_env, processes
 from tests.signing import signed_sample, write_config
 from tests.waiting import until
 
@@ -73,9 +73,15 @@ async def test_one_webhook_is_one_trace_across_every_service(
     otlp_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", otlp_port).start()
 
-    raw, canonical = f"{unique_name}.raw", f"{unique_name}.canonical"
-    deliveries = f"{unique_name}.deliveries"
-    names = {s: f"{s}-{unique_name}" for s in ("normalizer", "delivery", "crm")}
+    env, topics = pipeline_env(unique_name)
+    raw, canonical, deliveries = topics["raw"], topics["canonical"], topics["deliveries"]
+    env["delivery"]["HOOKSTREAM_DELIVERY_RETRY_SCHEDULE"] = "300ms"
+    env["crm"] = {
+        "HOOKSTREAM_CRM_SERVICE_NAME": f"crm-{unique_name}",
+        "HOOKSTREAM_CRM_INPUT_TOPIC": canonical,
+        "HOOKSTREAM_CRM_URL": sandbox.url("crm"),
+    }
+    names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in ("normalizer", "delivery", "crm")}
     base = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -83,26 +89,6 @@ async def test_one_webhook_is_one_trace_across_every_service(
         "HOOKSTREAM_LOG_LEVEL": "WARNING",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: export soon, the test waits for the spans
-    }
-    env = {
-        "normalizer": {
-            "HOOKSTREAM_NORMALIZER_SERVICE_NAME": names["normalizer"],
-            "HOOKSTREAM_NORMALIZER_RAW_TOPIC": raw,
-            "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": canonical,
-        },
-        "delivery": {
-            "HOOKSTREAM_DELIVERY_SERVICE_NAME": names["delivery"],
-            "HOOKSTREAM_DELIVERY_CANONICAL_TOPIC": canonical,
-            "HOOKSTREAM_DELIVERY_DELIVERIES_TOPIC": deliveries,
-            "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
-            "HOOKSTREAM_DELIVERY_SUBSCRIPTION_REFRESH_MS": "100",
-            "HOOKSTREAM_DELIVERY_RETRY_SCHEDULE": "300ms",
-        },
-        "crm": {
-            "HOOKSTREAM_CRM_SERVICE_NAME": names["crm"],
-            "HOOKSTREAM_CRM_INPUT_TOPIC": canonical,
-            "HOOKSTREAM_CRM_URL": sandbox.url("crm"),
-        },
     }
     config = write_config(tmp_path / "ingress.toml", topic=raw)
     ingress_port = free_port()
@@ -122,7 +108,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
                 channel, headers, body, _ = signed_sample("shopify_orders_create")
 
                 async def accepted() -> bool:
-                    assert all(p.poll() is None for p in procs), _logs(tmp_path)
+                    assert all(p.poll() is None for p in procs), logs(tmp_path)
                     try:
                         async with (
                             aiohttp.ClientSession() as http,
@@ -134,8 +120,8 @@ async def test_one_webhook_is_one_trace_across_every_service(
                     except aiohttp.ClientConnectionError:
                         return False  # still starting
 
-                await until(accepted, 90, lambda: f"the ingress to take the webhook\n{_logs(tmp_path)}")
-                await until(lambda: len(partner.at("/traced")) == 2, 60, lambda: f"two attempts\n{_logs(tmp_path)}")
+                await until(accepted, 90, lambda: f"the ingress to take the webhook\n{logs(tmp_path)}")
+                await until(lambda: len(partner.at("/traced")) == 2, 60, lambda: f"two attempts\n{logs(tmp_path)}")
 
                 def spans_of(service: str, kind: int) -> list[dict[str, Any]]:
                     return [s for s in receiver.spans if s["service"] == service and s["kind"] == kind]
