@@ -15,3 +15,14 @@ class AdminSettings(BaseSettings):
     deliveries_topic: str = topics.DELIVERIES.name  # where a retried delivery is queued
     # Targets a test event may go to although private (e.g. loopback for local runs), as for delivery.
     allow_targets: CommaList = []
+    # Built-in alerting (for users without Prometheus): rules evaluated every alert_interval_s (0: off),
+    # changes told to these notifiers; a firing within alert_cooldown_s of the last one told is not told again.
+    alert_interval_s: float = 30
+    alert_cooldown_s: float = 600
+    alert_slack_url: str | None = None  # a Slack incoming webhook, or anything taking {"text": ...}
+    alert_pagerduty_routing_key: str | None = None
+    alert_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alert_dead_letters: int = 1  # dead letters waiting (not redriven) in one consumer's DLQ
+    alert_lag: int = 10_000  # records a consumer is behind
+    alert_failure_rate: float = 0.25  # share of an endpoint's attempts failing over 15 minutes ...
+    alert_min_attempts: int = 20  # ... once it has had this many

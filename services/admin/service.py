@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -12,37 +12,23 @@ from hookstream.http.outbound.sender import Sender
 from hookstream.http.server import AsgiServer
 from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupAdmin
-from hookstream.lifecycle import LifecycleGroup
+from hookstream.lifecycle import LifecycleGroup, Part
 from hookstream.registry import ConsumerGroup
 from hookstream.sensors import Sensors
+from hookstream.store.alerts import AlertStore
 from hookstream_schemas import topics
 from hookstream_services.admin import dashboard
+from hookstream_services.admin.alerting import Alerting
 from hookstream_services.admin.config import AdminSettings
 from hookstream_services.admin.context import Context
-from hookstream_services.admin.routes import routes
+from hookstream_services.admin.routes import overview, routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 
-def create_app(
-    db: Database,
-    producer: Producer,
-    settings: AdminSettings,
-    *,
-    groups: GroupAdmin,
-    consumers: Callable[[], Mapping[str, ConsumerGroup]],
-    sender: Sender,
-) -> Starlette:
-    ctx = Context(
-        db,
-        producer,
-        deliveries_topic=settings.deliveries_topic,
-        groups=groups,
-        consumers=consumers,
-        sender=sender,
-    )
+def create_app(ctx: Context) -> Starlette:
     document = resources.files("hookstream_schemas").joinpath("admin.openapi.yaml").read_text()
 
     async def openapi(request: Request) -> Response:
@@ -71,18 +57,22 @@ class AdminService(LifecycleGroup):
             return registry.consumers(bootstrap_servers, database_url)
 
         self.sender = Sender(allow_targets=frozenset(settings.allow_targets))
-        app = create_app(
+        self.ctx = ctx = Context(
             self.db,
             self.producer,
-            settings,
+            deliveries_topic=settings.deliveries_topic,
             groups=GroupAdmin(bootstrap_servers),
             consumers=consumers,
             sender=self.sender,
         )
-        self.server = AsgiServer(app, settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
+        self.server = AsgiServer(create_app(ctx), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
+        self.alerting = Alerting(AlertStore(self.db), lambda: overview.current(ctx), settings)
+        parts: list[Part] = [self.db, self.producer, self.sender, self.server]
+        if settings.alert_interval_s > 0:
+            parts.append(self.alerting)
         super().__init__(
             "admin",
-            [self.db, self.producer, self.sender, self.server],
+            parts,
             topics=[topics.DELIVERIES.renamed(settings.deliveries_topic)],
             create_topics_on=bootstrap_servers if create_topics else None,
         )

@@ -135,7 +135,14 @@ async def test_operator_and_partner_work_the_dashboard(
                         "SELECT count(*) AS n FROM deliveries WHERE subscription_id = %s", (broken.id,)
                     )
                     broken_deliveries = (await cur.fetchone())["n"]  # type: ignore[index]
-                overview = await _get(admin.server.url, operator_token, "/api/v1/overview")
+                seen: dict[str, Any] = {}
+
+                async def counted() -> bool:  # the overview is rebuilt at most every 3 s
+                    seen.update(await _get(admin.server.url, operator_token, "/api/v1/overview"))
+                    return sum(c["webhooks"] for c in seen["intake"]["channels"]) == len(SENT)
+
+                await until(counted, 30, lambda: f"the overview to count every webhook: {seen.get('intake')}")
+                overview = dict(seen)
 
                 page = await _signed_in(browser, admin.server.url, operator_token)
                 await _overview(page, shots)

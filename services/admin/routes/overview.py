@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookstream.http.outbound.sender import explain
+from hookstream.store.alerts import AlertStore
 from hookstream.store.circuits import CircuitLog, OpenCircuit
 from hookstream.store.dead_letters import RedriveLog
 from hookstream.store.pulse import BUCKET_S, EndpointHealth
@@ -30,11 +31,17 @@ FRESH_FOR_S = 3.0
 
 async def overview(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "read")
+    return JSONResponse(await current(ctx))
+
+
+async def current(ctx: Context) -> dict[str, Any]:
+    """The overview, built at most every FRESH_FOR_S (the dashboard's viewers and the alerting share it)."""
     cached = ctx.cache.get("overview")
     if cached is None or time.monotonic() - cached[0] > FRESH_FOR_S:
         cached = (time.monotonic(), await _build(ctx))
         ctx.cache["overview"] = cached
-    return JSONResponse(cached[1])
+    built: dict[str, Any] = cached[1]
+    return built
 
 
 async def endpoints(ctx: Context, request: Request, token: Token) -> Response:
@@ -149,7 +156,17 @@ def _failure(health: EndpointHealth | None) -> dict[str, Any] | None:
     }
 
 
+async def alerts(ctx: Context, request: Request, token: Token) -> Response:
+    """What fires now, and the history of what fired and resolved (newest first)."""
+    require(token, "read")
+    store = AlertStore(ctx.db)
+    firing = [{**r, "changed_at": r["changed_at"].isoformat()} for r in await store.firing()]
+    history = [{**asdict(e), "at": e.at.isoformat()} for e in await store.history(200)]
+    return JSONResponse({"firing": firing, "history": history})
+
+
 ROUTES = [
     ("/api/v1/overview", overview, "GET"),
+    ("/api/v1/alerts", alerts, "GET"),
     ("/api/v1/endpoints", endpoints, "GET"),
 ]

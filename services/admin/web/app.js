@@ -181,7 +181,7 @@ function renderChrome() {
     return;
   }
   const links = isOperator()
-    ? [["overview", "Overview"], ["deliveries", "Deliveries"], ["endpoints", "Endpoints"], ["dead-letters", "Dead letters"], ["consumers", "Consumers"], ["orders", "Orders"], ...(can("admin") ? [["audit", "Audit"]] : [])]
+    ? [["overview", "Overview"], ["deliveries", "Deliveries"], ["endpoints", "Endpoints"], ["dead-letters", "Dead letters"], ["consumers", "Consumers"], ["orders", "Orders"], ["alerts", "Alerts"], ...(can("admin") ? [["audit", "Audit"]] : [])]
     : [["portal", "Your endpoint"], ["deliveries", "Deliveries"]];
   const current = location.hash.split("/")[1] || "";
   nav.replaceChildren(...links.map(([path, title]) => h("a", { href: `#/${path}`, class: current === path ? "active" : null }, title)));
@@ -587,6 +587,37 @@ function summarize(result) {
   return Object.entries(result).slice(0, 4).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
 }
 
+async function alertsPage() {
+  const data = await api("GET", "/api/v1/alerts");
+  show(
+    h("h1", {}, "Alerts"),
+    panel(
+      "Firing now",
+      table(
+        [
+          { title: "Since", cell: (a) => when(a.changed_at) },
+          { title: "Rule", cell: (a) => badge(a.rule) },
+          { title: "What", cell: (a) => a.summary },
+        ],
+        data.firing,
+      ),
+    ),
+    panel(
+      "History",
+      table(
+        [
+          { title: "When", cell: (e) => when(e.at) },
+          { title: "", cell: (e) => badge(e.kind === "fired" ? "failing" : "healthy") },
+          { title: "Rule", cell: (e) => e.rule },
+          { title: "What", cell: (e) => e.summary },
+          { title: "Told", cell: (e) => (e.notified.length ? e.notified.join(", ") : h("span", { class: "muted" }, "nobody (cooldown or no notifier)")) },
+        ],
+        data.history,
+      ),
+    ),
+  );
+}
+
 async function auditLog() {
   const data = await api("GET", "/api/v1/audit?limit=200");
   show(h("h1", {}, "Audit log"), panel(null, table(
@@ -631,6 +662,7 @@ const ROUTES = [
   [/^#\/orders$/, () => orders(null), true],
   [/^#\/orders\/(.+)$/, (m) => orders(decodeURIComponent(m[1])), true],
   [/^#\/audit$/, auditLog, true],
+  [/^#\/alerts$/, alertsPage, true],
   [/^#\/portal$/, portal, false],
 ];
 
