@@ -1,6 +1,6 @@
 """Built-in alerting, for users without Prometheus: the same kinds of rule as deploy/observability's,
-evaluated every ``alert_interval_s`` from the overview's figures, told to a Slack-compatible webhook
-and a PagerDuty Events v2 endpoint when a condition starts holding and when it clears.
+evaluated every ``alert_interval_s`` from the overview's figures, told to a Slack-compatible webhook,
+a PagerDuty Events v2 endpoint and e-mail when a condition starts holding and when it clears.
 
 Only changes are told (the store hands a change to one admin replica), a firing within the cooldown
 of the last one told is recorded but not told again (a flapping condition), and every change lands
@@ -9,12 +9,16 @@ in the history the dashboard shows.
 
 from __future__ import annotations
 
+import html
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+from hookstream.connectors.email import Mailer, Rendered, SmtpEndpoint
+from hookstream.errors import HookstreamError
 from hookstream.lifecycle import Lifecycle, Periodic
 from hookstream.store.alerts import AlertStore, Change
 from hookstream_services.admin.config import AdminSettings
@@ -116,6 +120,29 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) 
             )
 
 
+class Email:
+    """An e-mail per change to every address, through the library's mailer (plain text and HTML)."""
+
+    name = "email"
+
+    def __init__(self, mailer: Mailer, sender: str, to: list[str]) -> None:
+        self.mailer = mailer
+        self.sender = sender
+        self.to = to
+
+    async def tell(self, change: Change) -> None:
+        state = "FIRING" if change.firing else "RESOLVED"
+        rendered = Rendered(
+            subject=f"[hookstream] {state}: {change.rule} on {change.subject}",
+            text=f"{state}: {change.summary}\n\nThe admin dashboard's Alerts page has the history.\n",
+            html=f"<p><strong>{state}</strong>: {html.escape(change.summary)}</p>"
+            "<p>The admin dashboard's Alerts page has the history.</p>",
+        )
+        key = f"alert:{change.rule}:{change.subject}:{state}:{time.time_ns()}"
+        for address in self.to:
+            await self.mailer.send(sender=self.sender, to=address, rendered=rendered, idempotency_key=key)
+
+
 class Alerting(Lifecycle):
     """Evaluates the rules every ``alert_interval_s`` and tells each change to every notifier."""
 
@@ -131,6 +158,18 @@ class Alerting(Lifecycle):
             self.notifiers.append(SlackWebhook(s.alert_slack_url, self.session))
         if s.alert_pagerduty_url and s.alert_pagerduty_routing_key:
             self.notifiers.append(PagerDuty(s.alert_pagerduty_url, s.alert_pagerduty_routing_key, self.session))
+        self.mailer: Mailer | None = None
+        if s.alert_email_to:
+            endpoint = SmtpEndpoint(
+                s.alert_smtp_host,
+                s.alert_smtp_port,
+                s.alert_smtp_username,
+                s.alert_smtp_password,
+                s.alert_smtp_starttls,
+                setting="HOOKSTREAM_ADMIN_ALERT_",
+            )
+            self.mailer = Mailer(endpoint)
+            self.notifiers.append(Email(self.mailer, s.alert_email_from, list(s.alert_email_to)))
         self.periodic = Periodic(s.alert_interval_s, self.evaluate_once, "alert evaluation")
 
     def session(self) -> aiohttp.ClientSession:
@@ -139,6 +178,8 @@ class Alerting(Lifecycle):
         return self._session
 
     async def start(self) -> None:
+        if self.mailer is not None:
+            await self.mailer.start()  # a missing SMTP host is a one-line error at startup
         await self.periodic.start()
 
     async def stop(self) -> None:
@@ -146,6 +187,8 @@ class Alerting(Lifecycle):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.mailer is not None:
+            await self.mailer.stop()
 
     async def evaluate_once(self) -> list[Change]:
         changes = []
@@ -161,7 +204,7 @@ class Alerting(Lifecycle):
                     try:
                         await notifier.tell(change)
                         told.append(notifier.name)
-                    except (aiohttp.ClientError, TimeoutError) as exc:
+                    except (aiohttp.ClientError, TimeoutError, HookstreamError) as exc:
                         log.warning("alert not delivered", extra={"notifier": notifier.name, "error": str(exc)})
             await self.store.record(change, told)
             changes.append(change)

@@ -22,6 +22,14 @@ class AdminSettings(BaseSettings):
     alert_slack_url: str | None = None  # a Slack incoming webhook, or anything taking {"text": ...}
     alert_pagerduty_routing_key: str | None = None
     alert_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    # E-mail: to these addresses, from alert_email_from, through this SMTP server.
+    alert_email_to: CommaList = []
+    alert_email_from: str = "hookstream alerts <alerts@hookstream.invalid>"
+    alert_smtp_host: str = ""
+    alert_smtp_port: int = 25
+    alert_smtp_username: str | None = None
+    alert_smtp_password: str | None = None
+    alert_smtp_starttls: bool = False
     alert_dead_letters: int = 1  # dead letters waiting (not redriven) in one consumer's DLQ
     alert_lag: int = 10_000  # records a consumer is behind
     alert_failure_rate: float = 0.25  # share of an endpoint's attempts failing over 15 minutes ...

@@ -1,5 +1,6 @@
-"""Built-in alerting: a dead letter fires one alert (not one per evaluation) to a Slack-shaped webhook
-and a PagerDuty-Events-v2-shaped endpoint, and its redrive resolves it, under the same dedup key."""
+"""Built-in alerting: a dead letter fires one alert (not one per evaluation) to a Slack-shaped webhook,
+a PagerDuty-Events-v2-shaped endpoint and e-mail (the sandbox's SMTP server), and its redrive resolves
+it, under the same dedup key."""
 
 from __future__ import annotations
 
@@ -56,12 +57,17 @@ async def test_a_dead_letter_fires_one_alert_and_its_redrive_resolves_it(
         alert_slack_url=f"http://127.0.0.1:{port}/slack",
         alert_pagerduty_url=f"http://127.0.0.1:{port}/pagerduty",
         alert_pagerduty_routing_key="R0UT1NGKEY",
+        alert_email_to=["oncall@example.com"],
+        alert_smtp_host="127.0.0.1",
+        alert_smtp_port=sandbox.smtp_port,
     )
     async with Database(migrated_database_url) as db:
         _, writer = await TokenStore(db).create("ops", "write")
     await set_faults(sandbox, "crm", refuse=True)
 
     def about_us(kind: str) -> list[dict[str, Any]]:
+        if kind == "email":
+            return [m for m in sandbox.sandbox.emails if m["subject"].endswith(f": dead_letters on {name}")]
         if kind == "slack":
             return [m for m in received["slack"] if f"[hookstream dead_letters] {name}:" in m["text"]]
         return [e for e in received["pagerduty"] if e["dedup_key"] == f"hookstream:dead_letters:{name}"]
@@ -79,6 +85,13 @@ async def test_a_dead_letter_fires_one_alert_and_its_redrive_resolves_it(
                 f":rotating_light: FIRING [hookstream dead_letters] {name}: 1 dead letter(s) waiting in"
                 f" hookstream.{name}.dlq"
             )
+            await until(lambda: len(about_us("email")) == 1, 10, "the alert's e-mail")
+            [mail] = about_us("email")
+            assert (mail["subject"], mail["rcpt_to"]) == (
+                f"[hookstream] FIRING: dead_letters on {name}",
+                ["oncall@example.com"],
+            )
+            assert f"FIRING: {name}: 1 dead letter(s) waiting" in mail["text"]
             [trigger] = about_us("pagerduty")
             assert (trigger["event_action"], trigger["routing_key"]) == ("trigger", "R0UT1NGKEY")
             assert trigger["payload"]["summary"].startswith(f"{name}: 1 dead letter(s) waiting")
@@ -93,6 +106,8 @@ async def test_a_dead_letter_fires_one_alert_and_its_redrive_resolves_it(
             resolved = about_us("slack")[1]
             assert resolved["text"].startswith(f":white_check_mark: RESOLVED [hookstream dead_letters] {name}: 0 dead")
             assert [e["event_action"] for e in about_us("pagerduty")] == ["trigger", "resolve"]
+            await until(lambda: len(about_us("email")) == 2, 10, "the resolved e-mail")
+            assert about_us("email")[1]["subject"] == f"[hookstream] RESOLVED: dead_letters on {name}"
             async with (
                 aiohttp.ClientSession(headers={"Authorization": f"Bearer {writer}"}) as http,
                 http.get(f"{admin.server.url}/api/v1/alerts") as answer,
@@ -100,8 +115,8 @@ async def test_a_dead_letter_fires_one_alert_and_its_redrive_resolves_it(
                 body = await answer.json()
         mine = [e for e in body["history"] if e["subject"] == name]
         assert [(e["kind"], e["notified"]) for e in mine] == [
-            ("resolved", ["slack", "pagerduty"]),
-            ("fired", ["slack", "pagerduty"]),
+            ("resolved", ["slack", "pagerduty", "email"]),
+            ("fired", ["slack", "pagerduty", "email"]),
         ]
         assert all(f["subject"] != name for f in body["firing"])
     finally:
