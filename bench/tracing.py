@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,25 @@ MODES = {
 }
 
 
+def runs(command: list[str]) -> Iterator[tuple[str, str]]:
+    """``command`` once per tracing mode (its output printed as it is), spans going to a local sink."""
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
+    time.sleep(1.0)
+    try:
+        for mode, extra in MODES.items():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            if mode != "off":
+                env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", **extra}
+            print(f"\n=== tracing {mode}", flush=True)
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+            print(out)
+            yield mode, out
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -51,38 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.e2e:
         return end_to_end(args)
-    port = free_port()
-    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
-    time.sleep(1.0)
+    command = [sys.executable, str(ROOT / "bench" / "ingress.py"), "--duration", str(args.duration)]
+    command += ["--workers", str(args.workers)]
     results: dict[str, tuple[float, float]] = {}
-    try:
-        for mode, extra in MODES.items():
-            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-            if mode != "off":
-                env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", **extra}
-            print(f"\n=== tracing {mode}", flush=True)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "ingress.py"),
-                    "--duration",
-                    str(args.duration),
-                    "--workers",
-                    str(args.workers),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            print(out)
-            bare, ours = (
-                float(m) for m in re.findall(r"^(?:bare|ingress)\s+saturation \(wrk -c64\)\s+(\d+)", out, re.M)
-            )
-            results[mode] = (ours, ours / bare)
-    finally:
-        sink.terminate()
-        sink.wait()
+    for mode, out in runs(command):
+        bare, ours = (float(m) for m in re.findall(r"^(?:bare|ingress)\s+saturation \(wrk -c64\)\s+(\d+)", out, re.M))
+        results[mode] = (ours, ours / bare)
     off = results["off"][0]
     print(f"{'tracing':12} {'req/s at saturation':>20} {'vs off':>8} {'vs bare, same run':>18}")
     for mode, (rps, ratio) in results.items():
@@ -90,30 +84,17 @@ def main() -> None:
 
 
 def end_to_end(args: argparse.Namespace) -> None:
-    port = free_port()
-    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
-    time.sleep(1.0)
+    command = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rates", str(args.rate)]
+    command += ["--duration", str(args.duration), "--idle", "5"]
     rows = []
-    try:
-        for mode, extra in MODES.items():
-            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-            if mode != "off":
-                env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", **extra}
-            print(f"\n=== tracing {mode}", flush=True)
-            command = [sys.executable, str(ROOT / "bench" / "e2e.py"), "--rates", str(args.rate)]
-            command += ["--duration", str(args.duration), "--idle", "5"]
-            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-            print(out)
-            row = re.search(
-                rf"^\s*{args.rate}/s\s+\d+/\d+\s+\d+\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\S+\s+\S+\s+([\d.]+)",
-                out,
-                re.M,
-            )
-            assert row is not None, out
-            rows.append((mode, *(float(v) for v in row.groups())))
-    finally:
-        sink.terminate()
-        sink.wait()
+    for mode, out in runs(command):
+        row = re.search(
+            rf"^\s*{args.rate}/s\s+\d+/\d+\s+\d+\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\S+\s+\S+\s+([\d.]+)",
+            out,
+            re.M,
+        )
+        assert row is not None, out
+        rows.append((mode, *(float(v) for v in row.groups())))
     off_cpu = rows[0][4]
     print(f"{'tracing':12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU-s/1k':>9} {'vs off':>7}")
     for mode, p50, p95, p99, cpu in rows:

@@ -152,15 +152,15 @@ class Send:
         """Feed the breaker; say so in the store when its circuit opens, stays open after a failed probe, or closes."""
         was_open = breaker.is_open
         breaker.record(ok)
-        if breaker.is_open != was_open or (breaker.is_open and not ok):
-            self.sensors.on_circuit(sub.id, breaker.is_open)
-        if self.circuits is None:
-            return
-        if breaker.is_open and not ok:
-            # Three cooldowns: a live instance probes (and so writes) at least once in that time.
-            await self.circuits.opened(sub.id, self.instance, trusted_for_s=3 * breaker.cooldown_s)
+        if breaker.is_open and not ok:  # it opened, or a probe failed (a circuit opens only on a failure)
+            self.sensors.on_circuit(sub.id, True)
+            if self.circuits is not None:
+                # Three cooldowns: a live instance probes (and so writes) at least once in that time.
+                await self.circuits.opened(sub.id, self.instance, trusted_for_s=3 * breaker.cooldown_s)
         elif was_open and not breaker.is_open:
-            await self.circuits.closed(sub.id, self.instance)
+            self.sensors.on_circuit(sub.id, False)
+            if self.circuits is not None:
+                await self.circuits.closed(sub.id, self.instance)
 
     async def _healthy(self, sub: Subscription) -> None:
         # Cleared once, then trusted for a minute: not one write per delivery. Another instance may
