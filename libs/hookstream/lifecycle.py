@@ -49,14 +49,22 @@ async def first_failure(*waits: Awaitable[None]) -> None:
         task.result()
 
 
-async def every(interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``job`` now and then every ``interval_s`` until cancelled; a failed round waits for the next."""
+async def every(
+    interval_s: float, job: Callable[[], Awaitable[object]], what: str, wake: asyncio.Event | None = None
+) -> None:
+    """Run ``job`` now and then every ``interval_s`` (or sooner, when ``wake`` is set) until cancelled;
+    a failed round waits for the next."""
     while True:
         try:
             await job()
         except Exception as exc:  # housekeeping: the next round tries again
             log.warning(f"{what} failed", extra={"error": str(exc)})
-        await asyncio.sleep(interval_s)
+        if wake is None:
+            await asyncio.sleep(interval_s)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+        wake.clear()
 
 
 class Part(Protocol):
@@ -141,9 +149,15 @@ class Periodic(Lifecycle):
         self.job = job
         self.what = what
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run the job again now rather than at the end of the interval (once, however often woken)."""
+        self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(every(self.interval_s, self.job, self.what))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(every(self.interval_s, self.job, self.what, self._wake))
 
     async def stop(self) -> None:
         await cancel(self._task)

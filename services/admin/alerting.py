@@ -1,164 +1,60 @@
-"""Built-in alerting, for users without Prometheus: the same kinds of rule as deploy/observability's,
-evaluated every ``alert_interval_s`` from the overview's figures, told to a Slack-compatible webhook,
-a PagerDuty Events v2 endpoint and e-mail when a condition starts holding and when it clears.
+"""Built-in alerting, for users without Prometheus: the same kinds of rule as deploy/observability's
+(``rules.py``), told to a Slack-compatible webhook, PagerDuty Events v2 and e-mail (``notifiers.py``)
+when a condition starts holding and when it clears.
 
-Only changes are told (the store hands a change to one admin replica), a firing within the cooldown
-of the last one told is recorded but not told again (a flapping condition), and every change lands
-in the history the dashboard shows.
+Rules over the overview and the intake are evaluated every ``alert_interval_s``; a delivery given up
+fires from the alerts topic as it happens. Only changes are told (the store hands a change to one
+admin replica), a firing within the cooldown of the last one told is recorded but not told again (a
+flapping condition), and every change lands in the history the dashboard shows. Telling goes through
+the store's outbox: a notifier that failed is tried again after each of ``alert_retry_delays``.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-from hookstream.connectors.email import Mailer, Rendered, SmtpEndpoint
+from hookstream.connectors.email import Mailer, SmtpEndpoint
+from hookstream.consumer import Record
+from hookstream.consumer.retry import parse_delay
 from hookstream.errors import HookstreamError
 from hookstream.lifecycle import Lifecycle, Periodic
-from hookstream.store.alerts import AlertStore, Change
+from hookstream.store.alerts import AlertStore, Change, Notification
+from hookstream.store.deliveries import DeliveryLog
+from hookstream.store.volume import Volume
+from hookstream_services.admin import rules
 from hookstream_services.admin.config import AdminSettings
+from hookstream_services.admin.notifiers import Email, Notifier, PagerDuty, SlackWebhook
 
 log = logging.getLogger("hookstream.admin.alerts")
 
-
-@dataclass(frozen=True)
-class Condition:
-    rule: str
-    subject: str
-    firing: bool
-    summary: str
-
-
-def evaluate(overview: dict[str, Any], s: AdminSettings) -> list[Condition]:
-    """Every rule on every subject it watches, holding or not (a cleared condition resolves its alert)."""
-    found = []
-    for q in overview["dead_letters"]:
-        waiting = q["not_redriven"]
-        found.append(
-            Condition(
-                "dead_letters",
-                q["consumer"],
-                waiting >= s.alert_dead_letters,
-                f"{q['consumer']}: {waiting} dead letter(s) waiting in {q['topic']}",
-            )
-        )
-    for c in overview["consumers"]:
-        lag = c.get("lag") or 0
-        found.append(Condition("lag", c["name"], lag >= s.alert_lag, f"{c['name']} is {lag} record(s) behind"))
-    for e in overview["endpoints"]:
-        name = f"{e['name']} ({e['subscription_id']})"
-        reason = e.get("disabled_reason") or "no reason given"
-        found.append(
-            Condition("endpoint_disabled", e["subscription_id"], not e["enabled"], f"{name} is disabled: {reason}")
-        )
-        rate = e["success_rate"]
-        failing = rate is not None and e["attempts"] >= s.alert_min_attempts and 1 - rate >= s.alert_failure_rate
-        explained = e["last_failure"]["explanation"] if e.get("last_failure") else "no failure in the window"
-        found.append(
-            Condition(
-                "delivery_failures",
-                e["subscription_id"],
-                failing,
-                f"{name}: {e['attempts'] - e['succeeded']} of {e['attempts']} attempts failed; last: {explained}",
-            )
-        )
-    return found
-
-
-class Notifier(Protocol):
-    name: str
-
-    async def tell(self, change: Change) -> None: ...
-
-
-class SlackWebhook:
-    """A Slack incoming webhook, or anything that takes its shape (``{"text": …}``)."""
-
-    name = "slack"
-
-    def __init__(self, url: str, session: Callable[[], aiohttp.ClientSession]) -> None:
-        self.url = url
-        self.session = session
-
-    async def tell(self, change: Change) -> None:
-        mark = ":rotating_light: FIRING" if change.firing else ":white_check_mark: RESOLVED"
-        text = f"{mark} [hookstream {change.rule}] {change.summary}"
-        await _post(self.session(), self.url, {"text": text})
-
-
-class PagerDuty:
-    """PagerDuty Events API v2: trigger, and resolve under the same dedup key."""
-
-    name = "pagerduty"
-
-    def __init__(self, url: str, routing_key: str, session: Callable[[], aiohttp.ClientSession]) -> None:
-        self.url = url
-        self.routing_key = routing_key
-        self.session = session
-
-    async def tell(self, change: Change) -> None:
-        event: dict[str, Any] = {
-            "routing_key": self.routing_key,
-            "event_action": "trigger" if change.firing else "resolve",
-            "dedup_key": f"hookstream:{change.rule}:{change.subject}",
-        }
-        if change.firing:
-            event["payload"] = {"summary": change.summary, "source": "hookstream", "severity": "warning"}
-        await _post(self.session(), self.url, event)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
-    async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as response:
-        if response.status >= 300:
-            raise aiohttp.ClientResponseError(
-                response.request_info, (), status=response.status, message=(await response.text())[:200]
-            )
-
-
-class Email:
-    """An e-mail per change to every address, through the library's mailer (plain text and HTML)."""
-
-    name = "email"
-
-    def __init__(self, mailer: Mailer, sender: str, to: list[str]) -> None:
-        self.mailer = mailer
-        self.sender = sender
-        self.to = to
-
-    async def tell(self, change: Change) -> None:
-        state = "FIRING" if change.firing else "RESOLVED"
-        rendered = Rendered(
-            subject=f"[hookstream] {state}: {change.rule} on {change.subject}",
-            text=f"{state}: {change.summary}\n\nThe admin dashboard's Alerts page has the history.\n",
-            html=f"<p><strong>{state}</strong>: {html.escape(change.summary)}</p>"
-            "<p>The admin dashboard's Alerts page has the history.</p>",
-        )
-        key = f"alert:{change.rule}:{change.subject}:{state}:{time.time_ns()}"
-        for address in self.to:
-            await self.mailer.send(sender=self.sender, to=address, rendered=rendered, idempotency_key=key)
+LEASE_S = 60  # a claimed notification comes back after this, should its teller die
 
 
 class Alerting(Lifecycle):
-    """Evaluates the rules every ``alert_interval_s`` and tells each change to every notifier."""
-
     def __init__(
-        self, store: AlertStore, overview: Callable[[], Awaitable[dict[str, Any]]], settings: AdminSettings
+        self,
+        store: AlertStore,
+        volume: Volume,
+        deliveries: DeliveryLog,
+        overview: Callable[[], Awaitable[dict[str, Any]]],
+        settings: AdminSettings,
     ) -> None:
         self.store = store
+        self.volume = volume
+        self.deliveries = deliveries
         self.overview = overview
         self.settings = s = settings
+        self.retry_delays_s = [parse_delay(label) / 1000 for label in s.alert_retry_delays]
         self._session: aiohttp.ClientSession | None = None
-        self.notifiers: list[Notifier] = []
-        if s.alert_slack_url:
-            self.notifiers.append(SlackWebhook(s.alert_slack_url, self.session))
-        if s.alert_pagerduty_url and s.alert_pagerduty_routing_key:
-            self.notifiers.append(PagerDuty(s.alert_pagerduty_url, s.alert_pagerduty_routing_key, self.session))
         self.mailer: Mailer | None = None
+        self.notifiers: dict[str, Notifier] = {}
+        if s.alert_slack_url:
+            self._add(SlackWebhook(s.alert_slack_url, self.session))
+        if s.alert_pagerduty_url and s.alert_pagerduty_routing_key:
+            self._add(PagerDuty(s.alert_pagerduty_url, s.alert_pagerduty_routing_key, self.session))
         if s.alert_email_to:
             endpoint = SmtpEndpoint(
                 s.alert_smtp_host,
@@ -169,8 +65,12 @@ class Alerting(Lifecycle):
                 setting="HOOKSTREAM_ADMIN_ALERT_",
             )
             self.mailer = Mailer(endpoint)
-            self.notifiers.append(Email(self.mailer, s.alert_email_from, list(s.alert_email_to)))
-        self.periodic = Periodic(s.alert_interval_s, self.evaluate_once, "alert evaluation")
+            self._add(Email(self.mailer, s.alert_email_from, list(s.alert_email_to)))
+        self.evaluation = Periodic(s.alert_interval_s, self.evaluate_once, "alert evaluation")
+        self.dispatch = Periodic(s.alert_dispatch_interval_s, self.tell_due, "alert notifications")
+
+    def _add(self, notifier: Notifier) -> None:
+        self.notifiers[notifier.name] = notifier
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -180,10 +80,12 @@ class Alerting(Lifecycle):
     async def start(self) -> None:
         if self.mailer is not None:
             await self.mailer.start()  # a missing SMTP host is a one-line error at startup
-        await self.periodic.start()
+        await self.dispatch.start()
+        await self.evaluation.start()
 
     async def stop(self) -> None:
-        await self.periodic.stop()
+        await self.evaluation.stop()
+        await self.dispatch.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -191,21 +93,59 @@ class Alerting(Lifecycle):
             await self.mailer.stop()
 
     async def evaluate_once(self) -> list[Change]:
-        changes = []
-        for c in evaluate(await self.overview(), self.settings):
-            change = await self.store.transition(
-                c.rule, c.subject, c.firing, c.summary, cooldown_s=self.settings.alert_cooldown_s
+        s = self.settings
+        conditions = rules.from_overview(await self.overview(), s)
+        await self.volume.count_settled()
+        conditions += rules.volume_drop(await self.volume.against_yesterday(), s)
+        for row in await self.store.firing(rules.DEAD_LETTERED):
+            settled = rules.delivery_settled(row["subject"], await self.deliveries.status(row["subject"]))
+            if settled is not None:
+                conditions.append(settled)
+        return [change for c in conditions if (change := await self.apply(c)) is not None]
+
+    async def on_alert_record(self, record: Record) -> None:
+        """The alerts topic's handler: a delivery given up fires its own alert (once, however often read)."""
+        condition = rules.from_alert_record(record.value)
+        if condition is not None:
+            await self.apply(condition)
+
+    async def apply(self, c: rules.Condition) -> Change | None:
+        change = await self.store.change(
+            c.rule,
+            c.subject,
+            c.firing,
+            c.summary,
+            cooldown_s=self.settings.alert_cooldown_s,
+            notifiers=list(self.notifiers),
+        )
+        if change is not None and change.notify:
+            self.dispatch.wake()
+        return change
+
+    async def tell_due(self) -> int:
+        """Tell every notification that is due; a failure is tried again later or, its retries spent,
+        given up. Returns how many were told."""
+        told = 0
+        while batch := await self.store.claim(lease_s=LEASE_S):
+            for n in batch:
+                told += await self._tell(n)
+        return told
+
+    async def _tell(self, n: Notification) -> bool:
+        notifier = self.notifiers.get(n.notifier)
+        try:
+            if notifier is None:
+                raise LookupError(f"notifier {n.notifier!r} is no longer configured")
+            await notifier.tell(n)
+        except (aiohttp.ClientError, TimeoutError, HookstreamError, LookupError, OSError) as exc:
+            retry_in_s = self.retry_delays_s[n.attempts - 1] if n.attempts <= len(self.retry_delays_s) else None
+            if notifier is None:
+                retry_in_s = None
+            log.warning(
+                "alert not delivered",
+                extra={"notifier": n.notifier, "attempt": n.attempts, "retry_in_s": retry_in_s, "error": str(exc)},
             )
-            if change is None:
-                continue
-            told = []
-            if change.notify:
-                for notifier in self.notifiers:
-                    try:
-                        await notifier.tell(change)
-                        told.append(notifier.name)
-                    except (aiohttp.ClientError, TimeoutError, HookstreamError) as exc:
-                        log.warning("alert not delivered", extra={"notifier": notifier.name, "error": str(exc)})
-            await self.store.record(change, told)
-            changes.append(change)
-        return changes
+            await self.store.failed(n, f"{type(exc).__name__}: {exc}", retry_in_s=retry_in_s)
+            return False
+        await self.store.sent(n)
+        return True

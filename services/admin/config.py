@@ -34,3 +34,12 @@ class AdminSettings(BaseSettings):
     alert_lag: int = 10_000  # records a consumer is behind
     alert_failure_rate: float = 0.25  # share of an endpoint's attempts failing over 15 minutes ...
     alert_min_attempts: int = 20  # ... once it has had this many
+    alert_volume_drop: float = 0.2  # a channel's last hour under this share of the same hour yesterday ...
+    alert_volume_min: int = 100  # ... when that hour had at least this many webhooks
+    # A notifier that failed is tried again after each of these, then given up (the history says so).
+    alert_retry_delays: CommaList = ["30s", "2m", "10m", "30m", "1h", "2h", "4h"]
+    alert_dispatch_interval_s: float = 5  # how often due retries are looked for
+    # Deliveries given up (and other events) arrive on this topic, read by this consumer; change them
+    # only to run a second, separate pipeline (tests do).
+    alerts_topic: str = topics.ALERTS.name
+    alert_feed_name: str = "admin-alerts"

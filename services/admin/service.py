@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Any
 
 from hookstream import registry
+from hookstream.consumer import ConsumerService, ConsumerSettings
 from hookstream.db import Database
 from hookstream.http.outbound.sender import Sender
 from hookstream.http.server import AsgiServer
@@ -16,6 +17,7 @@ from hookstream.lifecycle import LifecycleGroup, Part
 from hookstream.registry import ConsumerGroup
 from hookstream.sensors import Sensors
 from hookstream.store.alerts import AlertStore
+from hookstream.store.volume import Volume
 from hookstream_schemas import topics
 from hookstream_services.admin import dashboard
 from hookstream_services.admin.alerting import Alerting
@@ -66,13 +68,25 @@ class AdminService(LifecycleGroup):
             sender=self.sender,
         )
         self.server = AsgiServer(create_app(ctx), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
-        self.alerting = Alerting(AlertStore(self.db), lambda: overview.current(ctx), settings)
+        self.alerting = Alerting(
+            AlertStore(self.db), Volume(self.db), ctx.deliveries, lambda: overview.current(ctx), settings
+        )
         parts: list[Part] = [self.db, self.producer, self.sender, self.server]
         if settings.alert_interval_s > 0:
-            parts.append(self.alerting)
+            alert_feed = ConsumerService(
+                settings.alert_feed_name,
+                settings.alerts_topic,
+                self.alerting.on_alert_record,
+                bootstrap_servers=bootstrap_servers,
+                db=self.db,
+                settings=ConsumerSettings(retry_delays=["5s", "1m"]),
+                sensors=sensors,
+                create_topics=False,
+            )
+            parts += [self.alerting, alert_feed]
         super().__init__(
             "admin",
             parts,
-            topics=[topics.DELIVERIES.renamed(settings.deliveries_topic)],
+            topics=[topics.DELIVERIES.renamed(settings.deliveries_topic), topics.ALERTS.renamed(settings.alerts_topic)],
             create_topics_on=bootstrap_servers if create_topics else None,
         )

@@ -55,6 +55,7 @@ class Send:
         breaker: Callable[[], Breaker] = Breaker,
         circuits: CircuitLog | None = None,
         instance: str = "",
+        alerts_topic: str = topics.ALERTS.name,
         sensors: Sensor | None = None,
     ) -> None:
         self.canonical = canonical
@@ -64,6 +65,7 @@ class Send:
         self.sensors = sensors or Sensor()
         self.producer = producer
         self.max_attempts = max_attempts
+        self.alerts_topic = alerts_topic
         self.auto_disable_after = auto_disable_after
         self.new_breaker = breaker
         self.breakers: dict[str, Breaker] = {}
@@ -80,8 +82,9 @@ class Send:
         handed_over = record.header(ATTEMPTED)
         if handed_over is not None and record.attempt == 1 and record.header(REDRIVEN_FROM) is None:
             _continue_after_first_attempt(handed_over)  # raises: the retry is scheduled, nothing sent now
-        if await self.log.status(delivery) in FINAL:
-            return  # a redelivery of something already settled
+        status = await self.log.status(delivery)
+        if status in FINAL and not (status == DeliveryStatus.FAILED and record.header(REDRIVEN_FROM)):
+            return  # a redelivery of something already settled (a redriven dead letter is sent again)
         sub = await self.cache.get(sub_id)
         if not sub.enabled:
             await self.log.mark(delivery, DeliveryStatus.SKIPPED, f"subscription disabled: {sub.disabled_reason}")
@@ -192,14 +195,37 @@ class Send:
             return  # a concurrent delivery to the same endpoint disabled it and raised the alert
         log.warning("endpoint disabled", extra={"subscription_id": sub.id, "url": sub.url, "reason": reason})
         self.sensors.on_endpoint_disabled(sub.id, reason)
-        alert = {
-            "type": "endpoint.disabled",
-            "subscription_id": sub.id,
-            "url": sub.url,
-            "reason": reason,
-            "at": datetime.now(UTC).isoformat(),
-        }
-        await self.producer.send(topics.ALERTS.name, json.dumps(alert).encode(), key=sub.id)
+        await self._alert("endpoint.disabled", sub.id, subscription_id=sub.id, url=sub.url, reason=reason)
+
+    async def dead_lettered(self, record: Record, exc: BaseException) -> None:
+        """The runtime gave the delivery up (its retries spent, or rejected): the log says failed, and an
+        alert names the endpoint, event, order and reason. Run again for a redelivered record, the alert
+        is the same (its consumer tells a delivery once)."""
+        delivery = record.header(DELIVERY)
+        row = await self.log.get(delivery) if delivery else None
+        if delivery is None or row is None:
+            return  # not a delivery the log knows (a malformed record): its dead letter says enough
+        reason = str(exc) or type(exc).__name__
+        if row["status"] not in FINAL:  # e.g. its last try found the circuit open
+            await self.log.mark(delivery, DeliveryStatus.FAILED, reason)
+        sub = await self.cache.get(row["subscription_id"])
+        await self._alert(
+            "delivery.dead_lettered",
+            delivery,
+            delivery_id=delivery,
+            subscription_id=sub.id,
+            endpoint=sub.name,
+            url=sub.url,
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            order_id=row["order_id"],
+            attempts=row["attempts"],
+            reason=reason,
+        )
+
+    async def _alert(self, kind: str, key: str, **fields: object) -> None:
+        alert = {"type": kind, **fields, "at": datetime.now(UTC).isoformat()}
+        await self.producer.send(self.alerts_topic, json.dumps(alert).encode(), key=key)
 
 
 def _continue_after_first_attempt(handed_over: str) -> None:

@@ -53,6 +53,7 @@ class DeliverySettings(BaseSettings):
     service_name: str = "delivery"
     canonical_topic: str = topics.ORDER_EVENTS.name
     deliveries_topic: str = topics.DELIVERIES.name
+    alerts_topic: str = topics.ALERTS.name
 
 
 class DeliveryService(LifecycleGroup):
@@ -95,6 +96,7 @@ class DeliveryService(LifecycleGroup):
             ),
             circuits=CircuitLog(self.db),
             instance=f"{socket.gethostname()}:{os.getpid()}",
+            alerts_topic=s.alerts_topic,
             sensors=sensors,
         )
         self.fanout = ConsumerService(
@@ -135,6 +137,7 @@ class DeliveryService(LifecycleGroup):
             kafka=kafka,
             sensors=sensors,
             create_topics=False,
+            on_dead_lettered=self.send.dead_lettered,
         )
         expiry = Periodic(600, self._expire_log, "delivery log expiry")
         super().__init__(
@@ -148,7 +151,7 @@ class DeliveryService(LifecycleGroup):
         contracts = [
             topics.ORDER_EVENTS.renamed(s.canonical_topic),
             topics.DELIVERIES.renamed(s.deliveries_topic),
-            topics.ALERTS,
+            topics.ALERTS.renamed(s.alerts_topic),
         ]
         partitions = topics.DELIVERIES.partitions
         return [*contracts, *self.fanout.topics(partitions), *self.sending.topics(partitions)]

@@ -29,6 +29,7 @@ from hookstream.sensors import Sensor
 log = logging.getLogger("hookstream.consumer")
 
 Handler = Callable[[Record], Awaitable[None]]
+DeadLetterHook = Callable[[Record, BaseException], Awaitable[None]]
 T = TypeVar("T")
 
 _INFRA_ERRORS = (psycopg.OperationalError, PoolTimeout, KafkaError)
@@ -57,6 +58,7 @@ class Outcomes:
         sensors: Sensor,
         retry_jitter: float,
         infra_backoff_max_ms: int,
+        on_dead_lettered: DeadLetterHook | None = None,
         clock: Callable[[], float],
     ) -> None:
         self.service = service
@@ -67,6 +69,7 @@ class Outcomes:
         self.sensors = sensors
         self.retry_jitter = retry_jitter
         self.infra_backoff_max_ms = infra_backoff_max_ms
+        self.on_dead_lettered = on_dead_lettered
         self.clock = clock
         self.blocked: set[str] = set()  # keys with a record in a retry tier, as far as this instance knows
 
@@ -132,6 +135,8 @@ class Outcomes:
             tier = self.policy.tier_after(record.attempt) if is_retriable(exc) else None
             if tier is None:
                 await self.infra(self._dead_letter, record, exc)
+                if self.on_dead_lettered is not None:
+                    await self.infra(self.on_dead_lettered, record, exc)
                 self.sensors.on_record_dead_lettered(self.service, record, exc)
                 log.warning(
                     "dead-lettered",

@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream.consumer.metrics import ConsumerMetrics
 from hookstream.consumer.offsets import PartitionOffsets
-from hookstream.consumer.outcomes import Handler, Outcomes
+from hookstream.consumer.outcomes import DeadLetterHook, Handler, Outcomes
 from hookstream.consumer.parking import ParkedKeys, PostgresParkedKeys
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy
@@ -110,9 +110,12 @@ class ConsumerService(Lifecycle):
         dlq_topic: str | None = None,
         sensors: Sensors | None = None,
         create_topics: bool = True,
+        on_dead_lettered: DeadLetterHook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``create_topics=False`` when the entrypoint (or a setup Job) creates ``topics()`` beforehand."""
+        """``create_topics=False`` when the entrypoint (or a setup Job) creates ``topics()`` beforehand.
+        ``on_dead_lettered`` runs once a record's dead letter is written, before the record is committed
+        (so at least once: a crash in between runs it again for the redelivered record)."""
         self.service = service
         self.group_id = group_id(service)
         self.input_topic = input_topic
@@ -137,6 +140,7 @@ class ConsumerService(Lifecycle):
             sensors=self.sensors,
             retry_jitter=self.settings.retry_jitter,
             infra_backoff_max_ms=self.settings.infra_backoff_max_ms,
+            on_dead_lettered=on_dead_lettered,
             clock=clock,
         )
         self._consumer: AIOKafkaConsumer | None = None

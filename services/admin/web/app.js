@@ -587,6 +587,15 @@ function summarize(result) {
   return Object.entries(result).slice(0, 4).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
 }
 
+function told(e) {
+  const parts = e.notified.length ? [e.notified.join(", ")] : [];
+  for (const u of e.undelivered) {
+    const what = u.state === "failed" ? `${u.notifier}: given up after ${u.attempts} tries` : `${u.notifier}: trying (${u.attempts} so far)`;
+    parts.push(h("div", { class: u.state === "failed" ? "bad" : "muted", title: u.last_error || "" }, what));
+  }
+  return parts.length ? h("div", {}, ...parts) : h("span", { class: "muted" }, "nobody (cooldown or no notifier)");
+}
+
 async function alertsPage() {
   const data = await api("GET", "/api/v1/alerts");
   show(
@@ -610,7 +619,7 @@ async function alertsPage() {
           { title: "", cell: (e) => badge(e.kind === "fired" ? "failing" : "healthy") },
           { title: "Rule", cell: (e) => e.rule },
           { title: "What", cell: (e) => e.summary },
-          { title: "Told", cell: (e) => (e.notified.length ? e.notified.join(", ") : h("span", { class: "muted" }, "nobody (cooldown or no notifier)")) },
+          { title: "Told", cell: told },
         ],
         data.history,
       ),
