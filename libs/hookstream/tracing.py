@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from hookstream.errors import ConfigurationError
 from hookstream.lifecycle import Lifecycle
@@ -148,6 +149,72 @@ def _ignore_status(status: int) -> None:
     return None
 
 
+@contextmanager
+def span(name: str, attributes: Mapping[str, str | int], *, client: bool = False) -> Iterator[None]:
+    """An INTERNAL span (a workflow step), or a CLIENT one (an SMTP send), current while it lasts;
+    only inside a sampled trace. Off: a no-op."""
+    if not _enabled:
+        yield
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    if not trace.get_current_span().is_recording():
+        yield
+        return
+    kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
+    with tracer().start_as_current_span(name, kind=kind, attributes=dict(attributes)):
+        yield
+
+
+class Call:
+    """An outbound HTTP request's tracing: the headers it must carry, and where its status is reported."""
+
+    __slots__ = ("_span", "headers")
+
+    def __init__(self, headers: dict[str, str], span_: object | None) -> None:
+        self.headers = headers
+        self._span = span_
+
+    def answered(self, status: int) -> None:
+        if self._span is None:
+            return
+        from opentelemetry.trace import Span, Status, StatusCode
+
+        assert isinstance(self._span, Span)
+        self._span.set_attribute("http.response.status_code", status)
+        if status >= 400:  # a client span's error (HTTP semantic conventions)
+            self._span.set_status(Status(StatusCode.ERROR))
+
+
+_UNTRACED = Call({}, None)
+
+
+@contextmanager
+def calling(method: str, url: str) -> Iterator[Call]:
+    """A CLIENT span for one outbound HTTP request (HTTP semantic conventions) inside a sampled trace;
+    the request carries ``Call.headers`` (its ``traceparent``, so the peer's own tracing can join; in
+    an unsampled trace the current one, sampled flag off). An error raised inside is recorded. Off:
+    nothing, no headers."""
+    if not _enabled:
+        yield _UNTRACED
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    if not trace.get_current_span().is_recording():
+        carried = current_traceparent("")
+        yield Call({"traceparent": carried}, None) if carried else _UNTRACED
+        return
+    parts = urlsplit(url)
+    attributes: dict[str, str | int] = {"http.request.method": method, "url.full": url}
+    if parts.hostname:
+        attributes["server.address"] = parts.hostname
+    attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+    with tracer().start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as client:
+        yield Call({"traceparent": current_traceparent("")}, client)
+
+
 _tracer: Tracer | None = None
 
 
@@ -192,12 +259,10 @@ class Tracing(Lifecycle):
         return None if exporter is None else cls(service, exporter)
 
     def install(self) -> TracerProvider:
-        """Set the process's tracer provider and instrument aiohttp's client (outbound calls get a span
-        and carry ``traceparent``). Idempotent; synchronous for uvicorn's app factory."""
-        # The SDK, the exporter and the instrumentation load only here: a process with tracing off never pays for them.
+        """Set the process's tracer provider. Idempotent; synchronous for uvicorn's app factory."""
+        # The SDK and the exporter load only here: a process with tracing off never pays for them.
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -210,10 +275,6 @@ class Tracing(Lifecycle):
         exporter: SpanExporter = OTLPSpanExporter() if self.exporter == "otlp" else ConsoleSpanExporter()
         provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        # The stable HTTP conventions (http.request.method, url.full, http.response.status_code), unless
-        # the operator chose otherwise; the instrumentations read this when they are installed.
-        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-        AioHttpClientInstrumentor().instrument(tracer_provider=provider)
         self.provider = provider
         _enabled = True
         return provider

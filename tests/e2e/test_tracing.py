@@ -129,7 +129,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
                 def complete() -> bool:
                     send = [s for s in spans_of("delivery", CONSUMER) if s["name"] != f"process {canonical}"]
                     crm_calls = spans_of("crm", CLIENT)
-                    return bool(send) and len(spans_of("delivery", CLIENT)) >= 2 and bool(crm_calls)
+                    return bool(send) and len(spans_of("delivery", CLIENT)) >= 2 and len(crm_calls) >= 2
 
                 await until(complete, 30, lambda: f"the spans of every service: {_names(receiver.spans)}")
     finally:
@@ -152,9 +152,14 @@ async def test_one_webhook_is_one_trace_across_every_service(
 
     crm_spans = spans_of("crm", CONSUMER)
     assert {s["parent"] for s in crm_spans} == {normalized["span_id"]}  # the workflow continues the normalizer
-    crm_call = spans_of("crm", CLIENT)[0]
-    assert crm_call["parent"] in {s["span_id"] for s in crm_spans}
-    assert crm_call["attributes"]["url.full"].startswith(sandbox.url("crm"))
+    steps = spans_of("crm", INTERNAL)  # the workflow's steps, each around its call and its record
+    assert sorted(s["name"] for s in steps) == ["step contact", "step order"], _names(receiver.spans)
+    assert {s["parent"] for s in steps} <= {s["span_id"] for s in crm_spans}
+    assert {s["attributes"]["hookstream.service"] for s in steps} == {names["crm"]}
+    crm_calls = spans_of("crm", CLIENT)
+    assert sorted(c["parent"] for c in crm_calls) == sorted(s["span_id"] for s in steps)  # one call per step
+    assert all(c["attributes"]["url.full"].startswith(sandbox.url("crm")) for c in crm_calls)
+    assert {c["attributes"]["http.request.method"] for c in crm_calls} == {"PUT"}
 
     consumed = spans_of("delivery", CONSUMER)
     [fanout] = [s for s in consumed if s["name"] == f"process {canonical}"]
@@ -177,7 +182,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
     assert [(t[1], t[2]) for t in sent] == [(trace_id, first["span_id"]), (trace_id, retried["span_id"])]
 
 
-SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # opentelemetry.proto Span.SpanKind
+INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER = 1, 2, 3, 4, 5  # opentelemetry.proto Span.SpanKind
 
 
 def _names(spans: list[dict[str, Any]]) -> str:

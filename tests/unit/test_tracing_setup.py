@@ -37,6 +37,11 @@ def test_off_nothing_changes_what_records_carry() -> None:
     assert tracing.current_ids() is None
     with tracing.producing("webhooks.raw.v1", "shopify:1"):
         pass
+    with tracing.calling("POST", "https://partner.example/hooks") as call:
+        assert call.headers == {}  # a partner's request carries nothing of tracing
+        call.answered(500)
+    with tracing.span("step upsert", {"hookstream.step": "upsert"}):
+        pass
 
 
 def test_json_logs_carry_the_current_trace_and_span(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ import aiosmtplib
 import jinja2
 from pydantic_settings import BaseSettings
 
+from hookstream import tracing
 from hookstream.connectors import mime
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.lifecycle import Lifecycle
@@ -165,8 +166,9 @@ class Mailer(Lifecycle):
         smtp: aiosmtplib.SMTP | None = None
         sent = False
         try:
-            smtp = await self._connection()
-            await smtp.sendmail(outgoing.mail_from, [outgoing.rcpt_to], outgoing.content)
+            with tracing.span("smtp send", {"server.address": e.host, "server.port": e.port}, client=True):
+                smtp = await self._connection()
+                await smtp.sendmail(outgoing.mail_from, [outgoing.rcpt_to], outgoing.content)
             sent = True
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from hookstream import tracing
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.http.retry_after import retry_after_ms
 from hookstream.lifecycle import Lifecycle
@@ -109,16 +110,18 @@ class HttpConnector(Lifecycle):
         assert self._session is not None, "call `await connector.start()` first"
         what = f"{self.system} {method} {path}"
         timeout_ms = self.endpoint.timeout_ms
+        url = self._base + path
         try:
-            async with (
-                asyncio.timeout(timeout_ms / 1000),
-                self._session.request(
-                    method, self._base + path, json=body, headers={"Idempotency-Key": idempotency_key}
-                ) as response,
-            ):
-                text = await response.text(errors="replace")
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
+            with tracing.calling(method, url) as call:
+                headers = {"Idempotency-Key": idempotency_key, **call.headers}
+                async with (
+                    asyncio.timeout(timeout_ms / 1000),
+                    self._session.request(method, url, json=body, headers=headers) as response,
+                ):
+                    text = await response.text(errors="replace")
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+                    call.answered(status)
         except TimeoutError:
             raise SystemUnavailable(f"{what}: no answer within {timeout_ms} ms") from None
         except aiohttp.ClientError as exc:

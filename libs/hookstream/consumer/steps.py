@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hookstream import tracing
 from hookstream.consumer.idempotency import idempotency_key
 from hookstream.db import Database
 
@@ -66,20 +67,24 @@ class EventSteps:
         if step in self._done:
             return self._done[step]
         s = self.steps
-        result = await call(idempotency_key(s.service, self.event_id, step))
-        json.dumps(result)  # a result that cannot be stored fails here, before anything is written
-        row = (s.service, self.event_id, step, Jsonb(result))
-        if effects is None:
-            async with s.db.connection() as conn:
-                await conn.execute(_RECORD, row)
-        else:
-            # Pipelined: the effects' statements and the COMMIT go in one round trip after the insert.
-            async with s.db.transaction(pipeline=True) as conn:
-                cur = await conn.execute(_RECORD, row)
-                if await cur.fetchone() is not None:  # not recorded meanwhile by a concurrent duplicate
-                    await effects(conn, result)
+        with tracing.span(f"step {step}", self._attributes(step)):
+            result = await call(idempotency_key(s.service, self.event_id, step))
+            json.dumps(result)  # a result that cannot be stored fails here, before anything is written
+            row = (s.service, self.event_id, step, Jsonb(result))
+            if effects is None:
+                async with s.db.connection() as conn:
+                    await conn.execute(_RECORD, row)
+            else:
+                # Pipelined: the effects' statements and the COMMIT go in one round trip after the insert.
+                async with s.db.transaction(pipeline=True) as conn:
+                    cur = await conn.execute(_RECORD, row)
+                    if await cur.fetchone() is not None:  # not recorded meanwhile by a concurrent duplicate
+                        await effects(conn, result)
         self._done[step] = result
         return result
+
+    def _attributes(self, step: str) -> dict[str, str | int]:
+        return {"hookstream.service": self.steps.service, "hookstream.step": step, "hookstream.event_id": self.event_id}
 
     async def run_in_transaction(self, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
         """``run`` for a system without idempotency keys (SMTP): the step's row is written before the
@@ -91,18 +96,19 @@ class EventSteps:
             return self._done[step]
         key = idempotency_key(s.service, self.event_id, step)
         # Pipelined: the UPDATE after the answer and the COMMIT travel together, one round trip.
-        async with s.db.transaction(pipeline=True) as conn:
-            cur = await conn.execute(_RECORD, (s.service, self.event_id, step, Jsonb({})))
-            if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
-                return (await _finished(conn, s.service, self.event_id)).get(step, {})
-            result = await call(key)
-            await conn.execute(
-                """UPDATE workflow_steps SET result = %s, finished_at = now()
-                   WHERE service = %s AND event_id = %s AND step = %s""",
-                (Jsonb(result), s.service, self.event_id, step),
-            )
-            if effects is not None:
-                await effects(conn, result)
+        with tracing.span(f"step {step}", self._attributes(step)):
+            async with s.db.transaction(pipeline=True) as conn:
+                cur = await conn.execute(_RECORD, (s.service, self.event_id, step, Jsonb({})))
+                if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
+                    return (await _finished(conn, s.service, self.event_id)).get(step, {})
+                result = await call(key)
+                await conn.execute(
+                    """UPDATE workflow_steps SET result = %s, finished_at = now()
+                       WHERE service = %s AND event_id = %s AND step = %s""",
+                    (Jsonb(result), s.service, self.event_id, step),
+                )
+                if effects is not None:
+                    await effects(conn, result)
         if self._done is not None:
             self._done[step] = result
         return result

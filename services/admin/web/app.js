@@ -591,7 +591,7 @@ function told(e) {
   const parts = e.notified.length ? [e.notified.join(", ")] : [];
   for (const u of e.undelivered) {
     const what = u.state === "failed" ? `${u.notifier}: given up after ${u.attempts} tries` : `${u.notifier}: trying (${u.attempts} so far)`;
-    parts.push(h("div", { class: u.state === "failed" ? "bad" : "muted", title: u.last_error || "" }, what));
+    parts.push(h("div", { class: u.state === "failed" ? "bad-text" : "muted", title: u.last_error || "" }, what));
   }
   return parts.length ? h("div", {}, ...parts) : h("span", { class: "muted" }, "nobody (cooldown or no notifier)");
 }

@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from hookstream import tracing
 from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses
 from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import AttemptRecord
@@ -110,9 +111,12 @@ class Sender:
             host = urlsplit(url).hostname or ""
             if _is_ip(host):
                 check_addresses(host, [host], self.allow_targets)
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", "replace")
-                status = response.status
+            with tracing.calling("POST", url) as call:
+                sent = {**headers, **call.headers} if call.headers else headers
+                async with self._session.post(url, data=body, headers=sent, allow_redirects=False) as response:
+                    excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", "replace")
+                    status = response.status
+                    call.answered(status)
                 if status in (301, 302, 307, 308) and "Location" in response.headers:
                     url = urljoin(url, response.headers["Location"])
                     continue
