@@ -31,6 +31,7 @@ from hookstream_services.admin.notifiers import Email, Notifier, PagerDuty, Slac
 log = logging.getLogger("hookstream.admin.alerts")
 
 LEASE_S = 60  # a claimed notification comes back after this, should its teller die
+FEED_MAX_AGE_S = 24 * 3600  # a given-up delivery older than this is not told (alerting switched on over a backlog)
 
 
 class Alerting(Lifecycle):
@@ -105,7 +106,7 @@ class Alerting(Lifecycle):
 
     async def on_alert_record(self, record: Record) -> None:
         """The alerts topic's handler: a delivery given up fires its own alert (once, however often read)."""
-        condition = rules.from_alert_record(record.value)
+        condition = rules.from_alert_record(record.value, record.timestamp_ms, max_age_s=FEED_MAX_AGE_S)
         if condition is not None:
             await self.apply(condition)
 

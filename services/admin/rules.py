@@ -4,6 +4,7 @@ against yesterday, the alerts topic, the delivery log) to conditions, each holdi
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,14 +74,18 @@ def volume_drop(volumes: list[ChannelVolume], s: AdminSettings) -> list[Conditio
     ]
 
 
-def from_alert_record(value: bytes | None) -> Condition | None:
+def from_alert_record(value: bytes | None, timestamp_ms: int, *, max_age_s: float) -> Condition | None:
     """An event on the alerts topic that fires an alert of its own: a delivery given up. (``endpoint.disabled``
-    is told by the endpoint_disabled rule, which also resolves it when the endpoint is enabled again.)"""
+    is told by the endpoint_disabled rule, which also resolves it when the endpoint is enabled again.) One
+    older than ``max_age_s`` is stale news (alerting switched on over a backlog): the dead-letters rule
+    covers what still waits."""
     try:
         event = json.loads(value or b"")
     except ValueError as exc:
         raise PermanentError(f"an alerts record that is not JSON: {exc}") from exc
     if not isinstance(event, dict) or event.get("type") != "delivery.dead_lettered":
+        return None
+    if time.time() - timestamp_ms / 1000 > max_age_s:
         return None
     try:
         summary = (
