@@ -17,7 +17,7 @@ from hookstream.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import Span, Tracer
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -30,6 +30,18 @@ os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repe
 
 def _hex(bits: int) -> str:
     return f"{_random.getrandbits(bits):0{bits // 4}x}"
+
+
+def clean_tracestate(incoming: str | None, traceparent: str | None) -> str | None:
+    """A caller's ``tracestate``, to carry verbatim beside the trace it continues; None without a valid
+    ``traceparent`` (W3C trace-context: the state belongs to that trace), or when not plausibly one
+    (printable ASCII; we keep at most 512 characters)."""
+    if not incoming or not _TRACEPARENT.match((traceparent or "").strip().lower()):
+        return None
+    value = incoming.strip()
+    if not value or len(value) > 512 or not value.isascii() or not value.isprintable():
+        return None
+    return value
 
 
 def child_traceparent(incoming: str | None) -> str:
@@ -122,7 +134,9 @@ def producing(topic: str, key: str | None) -> Iterator[None]:
 
 
 @contextmanager
-def serving(method: str, route: str, path: str, traceparent: str | None) -> Iterator[Callable[[int], None]]:
+def serving(
+    method: str, route: str, path: str, traceparent: str | None, tracestate: str | None = None
+) -> Iterator[Callable[[int], None]]:
     """A SERVER span for one HTTP request (HTTP semantic conventions), current while it lasts; the
     caller reports the status it answered through the function yielded. Off: a no-op."""
     if not _enabled:
@@ -131,7 +145,8 @@ def serving(method: str, route: str, path: str, traceparent: str | None) -> Iter
     from opentelemetry import propagate
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+    carrier = {"traceparent": traceparent, "tracestate": tracestate or ""}
+    parent = propagate.extract(carrier) if traceparent else None
     attributes = {"http.request.method": method, "http.route": route, "url.path": path, "url.scheme": "http"}
     with tracer().start_as_current_span(
         f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
@@ -202,9 +217,10 @@ def calling(method: str, url: str) -> Iterator[Call]:
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
-    if not trace.get_current_span().is_recording():
-        carried = current_traceparent("")
-        yield Call({"traceparent": carried}, None) if carried else _UNTRACED
+    current = trace.get_current_span()
+    if not current.is_recording():
+        carried = _context_headers(current)
+        yield Call(carried, None) if carried else _UNTRACED
         return
     parts = urlsplit(url)
     attributes: dict[str, str | int] = {"http.request.method": method, "url.full": url}
@@ -212,7 +228,18 @@ def calling(method: str, url: str) -> Iterator[Call]:
         attributes["server.address"] = parts.hostname
     attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
     with tracer().start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as client:
-        yield Call({"traceparent": current_traceparent("")}, client)
+        yield Call(_context_headers(client), client)
+
+
+def _context_headers(span_: Span) -> dict[str, str]:
+    """``traceparent`` (and ``tracestate``, when the trace has one) naming ``span_``; none for no valid span."""
+    ctx = span_.get_span_context()
+    if not ctx.is_valid:
+        return {}
+    headers = {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"}
+    if ctx.trace_state:
+        headers["tracestate"] = ctx.trace_state.to_header()
+    return headers
 
 
 _tracer: Tracer | None = None

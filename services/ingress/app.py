@@ -24,7 +24,7 @@ from hookstream.ratelimit import TokenBucket
 from hookstream.sensors import Sensor
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
 from hookstream.signatures import InvalidSignature
-from hookstream.tracing import child_traceparent, serving
+from hookstream.tracing import child_traceparent, clean_tracestate, serving
 from hookstream_services.ingress.channels import BadPayload, Channel, build_channels
 from hookstream_services.ingress.config import IngressConfig
 from hookstream_services.ingress.publisher import Envelope, Publisher
@@ -123,7 +123,11 @@ class Ingress:
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
         with serving(
-            "POST", "/webhooks/{channel}", request.scope["path"], request.headers.get("traceparent")
+            "POST",
+            "/webhooks/{channel}",
+            request.scope["path"],
+            request.headers.get("traceparent"),
+            request.headers.get("tracestate"),
         ) as answered:
             response = await self._webhook(request)
             answered(response.status_code)
@@ -186,6 +190,7 @@ class Ingress:
             headers=channel.kept_headers(headers),
             body=body,
             traceparent=child_traceparent(headers.get("traceparent")),
+            tracestate=clean_tracestate(headers.get("tracestate"), headers.get("traceparent")),
         )
         self.in_flight += 1
         try:

@@ -9,7 +9,7 @@ from typing import Protocol
 from hookstream.avro import SchemaStore
 from hookstream.http.probes import BrokerCheck
 from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
-from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT, TRACESTATE
 from hookstream.sensors import Sensor
 from hookstream.settings import KafkaSettings
 from hookstream.tracing import current_traceparent, producing
@@ -28,6 +28,7 @@ class Envelope:
     headers: dict[str, str]
     body: bytes
     traceparent: str
+    tracestate: str | None = None
 
 
 class Publisher(Protocol):
@@ -94,6 +95,8 @@ class KafkaPublisher:
                 (CHANNEL, envelope.channel.encode()),
                 (RECEIVED_AT, str(envelope.received_at_ms).encode()),
             ]
+            if envelope.tracestate:
+                headers.append((TRACESTATE, envelope.tracestate.encode()))
             # No timer of our own: the producer's delivery.timeout.ms is publish_timeout_ms, so librdkafka
             # reports every record, stored or failed, within it (DeliveryFailed → 503).
             await self.producer.send_nowait(self.options.topic, value, key=envelope.order_key, headers=headers)

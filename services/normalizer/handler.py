@@ -10,7 +10,7 @@ from hookstream.avro import AvroSerde
 from hookstream.consumer import Record
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
-from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT, TRACESTATE
 from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import outgoing_traceparent
 from hookstream_schemas import topics
@@ -38,6 +38,7 @@ class Names:
 class _Work:
     event: CanonicalEvent
     traceparent: str
+    tracestate: str | None
 
 
 class Normalizer:
@@ -66,7 +67,9 @@ class Normalizer:
         envelope = self.raw.decode(record.value or b"", record.headers)  # SchemaError: permanent → DLQ
         event = normalize(envelope)  # InvalidPayload / UnsupportedEvent: permanent → DLQ
         # The canonical record continues the trace from this record's span (or the raw record's trace).
-        await self.group.submit(_Work(event, outgoing_traceparent(record.header(TRACEPARENT))))
+        await self.group.submit(
+            _Work(event, outgoing_traceparent(record.header(TRACEPARENT)), record.header(TRACESTATE))
+        )
         if self.on_queued is not None:
             self.on_queued()
 
@@ -94,6 +97,8 @@ class Normalizer:
                         (CHANNEL, a.event.channel.encode()),
                         (RECEIVED_AT, str(a.event.received_at_ms).encode()),
                     ]
+                    if w.tracestate:
+                        headers.append((TRACESTATE, w.tracestate.encode()))
                     rows.append((a.event.order_id, a.event.event_id, value, headers))
             await add_many_to_outbox(conn, self.names.service, self.names.canonical_topic, rows)
         return [None] * len(batch)

@@ -51,6 +51,7 @@ class Receiver:
                             "trace_id": s.trace_id.hex(),
                             "span_id": s.span_id.hex(),
                             "parent": s.parent_span_id.hex(),
+                            "trace_state": s.trace_state,
                             "attributes": {a.key: _value(a.value) for a in s.attributes},
                             "error": s.status.code == 2,
                         }
@@ -106,6 +107,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
             partner.script[f"/traced#{ORDER}/1"] = [Answer(500)]  # the first attempt fails: retried once
             with processes(commands, tmp_path) as procs:
                 channel, headers, body, _ = signed_sample("shopify_orders_create")
+                headers = {**headers, "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": STATE}
 
                 async def accepted() -> bool:
                     assert all(p.poll() is None for p in procs), logs(tmp_path)
@@ -137,6 +139,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
 
     [server] = spans_of("ingress", SERVER)
     trace_id = server["trace_id"]
+    assert (trace_id, server["parent"]) == (CALLER_TRACE, CALLER_SPAN)  # the sender's trace, continued
     assert {s["trace_id"] for s in receiver.spans} == {trace_id}, _names(receiver.spans)  # one trace
     assert {s["service"] for s in receiver.spans} == {"ingress", "normalizer", "delivery", "crm"}
     assert server["attributes"]["http.request.method"] == "POST"
@@ -180,8 +183,12 @@ async def test_one_webhook_is_one_trace_across_every_service(
     # The partner can join the trace: each request carried a traceparent of this trace, from its call span.
     sent = [r["headers"]["traceparent"].split("-") for r in partner.at("/traced")]
     assert [(t[1], t[2]) for t in sent] == [(trace_id, first["span_id"]), (trace_id, retried["span_id"])]
+    assert [r["headers"].get("tracestate") for r in partner.at("/traced")] == [STATE, STATE]  # carried verbatim
+    assert {s["trace_state"] for s in receiver.spans} == {STATE}  # on every span, in every service
 
 
+CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+STATE = "shopify=t61rcWkgMzE,congo=ucfJifl5GOE"
 INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER = 1, 2, 3, 4, 5  # opentelemetry.proto Span.SpanKind
 
 

@@ -18,6 +18,8 @@ from hookstream.db import Database
 from hookstream.errors import MigrationError, PermanentError, RetriableError
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID, ORIGINAL_TOPIC
+from hookstream.sensors import Sensors
+from hookstream.sensors.prometheus import PrometheusSensor
 
 from tests.waiting import until
 
@@ -67,7 +69,13 @@ async def produce(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Calla
 
 
 def _service(
-    service_name: str, topic: str, handler: ScriptedHandler, bootstrap: str, db: Database, **settings: object
+    service_name: str,
+    topic: str,
+    handler: ScriptedHandler,
+    bootstrap: str,
+    db: Database,
+    sensors: Sensors | None = None,
+    **settings: object,
 ) -> ConsumerService:
     return ConsumerService(
         service_name,
@@ -76,6 +84,7 @@ def _service(
         bootstrap_servers=bootstrap,
         db=db,
         settings=FAST_TIERS.model_copy(update=settings),
+        sensors=sensors,
     )
 
 
@@ -150,10 +159,16 @@ async def test_parked_keys_survive_a_restart(
 ) -> None:
     handler = ScriptedHandler()
     handler.retriable_failures["a1"] = 1
-    service = _service(service_name, unique_name, handler, kafka_bootstrap, db, retry_delays=["3s"])
+    metrics = PrometheusSensor()
+
+    def parked_keys() -> float | None:
+        return metrics.registry.get_sample_value("hookstream_parked_keys", {"service": service_name})
+
+    service = _service(service_name, unique_name, handler, kafka_bootstrap, db, Sensors([metrics]), retry_delays=["3s"])
     async with service:
         await produce(("A", "a1"), ("A", "a2"), ("E", "e1"))
         await until(lambda: service.metrics.parked == 1 and handler.order("E") == ["e1"], what="a2 parked")
+        await until(lambda: parked_keys() == 1, what="one key parked, on /metrics")  # A; E flowed
     assert handler.order("A") == []
     # A new instance (same group) picks up the retry and the parked record from Kafka and Postgres.
     async with _service(service_name, unique_name, handler, kafka_bootstrap, db, retry_delays=["3s"]):

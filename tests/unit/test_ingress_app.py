@@ -65,6 +65,16 @@ def test_every_sample_signed_with_its_scheme_is_accepted(
     assert "content-type" in envelope.headers
 
 
+def test_the_senders_tracestate_is_carried_only_with_its_trace(client: TestClient, publisher: FakePublisher) -> None:
+    channel, headers, body, _ = signed_sample("shopify_orders_create")
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    for extra in ({"traceparent": parent, "tracestate": "congo=t61rcWkgMzE"}, {"tracestate": "congo=t61rcWkgMzE"}):
+        assert client.post(f"/webhooks/{channel}", content=body, headers={**headers, **extra}).status_code == 200
+    with_trace, without = publisher.published
+    assert with_trace.tracestate == "congo=t61rcWkgMzE"
+    assert without.tracestate is None  # a state without the trace it belongs to is dropped
+
+
 def test_redelivery_is_accepted_again(client: TestClient, publisher: FakePublisher) -> None:
     channel, headers, body, _ = signed_sample("shopify_orders_paid")
     assert client.post(f"/webhooks/{channel}", content=body, headers=headers).status_code == 200

@@ -319,6 +319,7 @@ class ConsumerService(Lifecycle):
                 self.sensors.on_lag(self.service, work.tp.topic, work.tp.partition, behind)
                 lag += behind
         self.metrics.lag = lag
+        self.sensors.on_parked_keys(self.service, len(self.outcomes.blocked))
 
     # rebalance
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 
 TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"  # carried verbatim beside traceparent (vendors' trace state)
 EVENT_ID = "hookstream-event-id"
 CHANNEL = "hookstream-channel"
 RECEIVED_AT = "hookstream-received-at"  # ms since the epoch when the ingress took the webhook (end-to-end latency)

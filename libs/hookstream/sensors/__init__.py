@@ -47,6 +47,9 @@ class Sensor:
     def on_lag(self, service: str, topic: str, partition: int, lag: int) -> None:
         """Records behind the high watermark on an input partition."""
 
+    def on_parked_keys(self, service: str, keys: int) -> None:
+        """Ordering keys held behind a record in a retry tier, as far as this instance knows (with the lag)."""
+
     # the producer
     def on_produced(self, topic: str, error: BaseException | None) -> None:
         """The broker acknowledged a record (``error`` None) or the producer gave it up."""
@@ -121,6 +124,10 @@ class Sensors(Sensor):
     def on_lag(self, service: str, topic: str, partition: int, lag: int) -> None:
         for s in self.sensors:
             s.on_lag(service, topic, partition, lag)
+
+    def on_parked_keys(self, service: str, keys: int) -> None:
+        for s in self.sensors:
+            s.on_parked_keys(service, keys)
 
     def on_produced(self, topic: str, error: BaseException | None) -> None:
         for s in self.sensors:

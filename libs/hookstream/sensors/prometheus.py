@@ -57,6 +57,12 @@ class PrometheusSensor(Sensor):
             ["service", "topic", "partition"],
             registry=r,
         )
+        self.parked_keys = Gauge(
+            "hookstream_parked_keys",
+            "Ordering keys held behind a record in a retry tier (this instance's view)",
+            ["service"],
+            registry=r,
+        )
         self.produced = Counter("hookstream_records_produced", "Records the broker acknowledged", ["topic"], registry=r)
         self.produce_failed = Counter(
             "hookstream_produce_failures", "Records the producer gave up on", ["topic"], registry=r
@@ -133,6 +139,9 @@ class PrometheusSensor(Sensor):
 
     def on_lag(self, service: str, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(service, topic, str(partition)).set(lag)
+
+    def on_parked_keys(self, service: str, keys: int) -> None:
+        self.parked_keys.labels(service).set(keys)
 
     def on_produced(self, topic: str, error: BaseException | None) -> None:
         (self.produced if error is None else self.produce_failed).labels(topic).inc()

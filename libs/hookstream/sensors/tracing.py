@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from hookstream.kafka.headers import TRACEPARENT
+from hookstream.kafka.headers import TRACEPARENT, TRACESTATE
 from hookstream.sensors import Sensor
 from hookstream.tracing import tracer
 
@@ -26,7 +26,7 @@ class TracingSensor(Sensor):
         self.open: dict[int, tuple[trace.Span, Any]] = {}  # id(record) → its span and the context token
 
     def on_record_started(self, service: str, record: Record) -> None:
-        carrier = {"traceparent": record.header(TRACEPARENT) or ""}
+        carrier = {"traceparent": record.header(TRACEPARENT) or "", "tracestate": record.header(TRACESTATE) or ""}
         parent = propagate.extract(carrier)
         span = self.tracer.start_span(
             f"process {record.topic}",
