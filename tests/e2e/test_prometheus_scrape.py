@@ -1,5 +1,6 @@
-"""A real Prometheus (Debian's package) scrapes `hookstream run ingress|normalizer|delivery` while signed
-webhooks flow to a rate-limited partner; PromQL over its HTTP API gives the counts the test sent, a
+"""A real Prometheus (Debian's package) scrapes every `hookstream run <service>` (ingress, normalizer,
+delivery, each workflow against the sandbox's systems, admin) while signed webhooks flow to a
+rate-limited partner; PromQL over its HTTP API gives the counts the test sent in every service, a
 non-zero lag series, end-to-end latency, and every Grafana dashboard query evaluates."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from hookstream.db import Database
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_tools.devstack.process import free_port
+from hookstream_tools.sandbox import SandboxServers
 
 from tests.partner import running_partner
 from tests.service_processes import logs, pipeline_env, processes
@@ -23,43 +25,44 @@ from tests.signing import load_sample, sign, write_config
 from tests.waiting import until
 
 WEBHOOKS = 10
+SERVICES = ["ingress", "normalizer", "delivery", "crm", "inventory", "risk", "fulfillment", "notifications", "admin"]
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "grafana-dashboard.json"
 
 
 async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
-    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, tmp_path: Path
+    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, tmp_path: Path, sandbox: SandboxServers
 ) -> None:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("needs Prometheus: `apt-get install prometheus` (Debian; .ci/run installs it)")
-    env, topics = pipeline_env(unique_name)
+    env, topics = pipeline_env(unique_name, sandbox)
     raw = topics["raw"]
-    names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in ("normalizer", "delivery")}
-    ports = {name: free_port() for name in ("ingress", "normalizer", "delivery", "prometheus")}
+    consumers = [s for s in SERVICES if s not in ("ingress", "admin")]
+    names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in consumers}
+    ports = {name: free_port() for name in [*SERVICES, "prometheus", "admin-api"]}
     base = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "DATABASE_URL": migrated_database_url,
         "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        "HOOKSTREAM_ADMIN_PORT": str(ports["admin-api"]),
     }
     config = write_config(tmp_path / "ingress.toml", topic=raw)
     scrape = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
-            {
-                "job_name": "hookstream",
-                "static_configs": [
-                    {"targets": [f"127.0.0.1:{ports[n]}" for n in ("ingress", "normalizer", "delivery")]}
-                ],
-            }
+            {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{ports[name]}"]}]} for name in SERVICES
         ],
     }
     (tmp_path / "prometheus.yml").write_text(json.dumps(scrape))  # JSON is YAML
     run = [sys.executable, "-m", "hookstream", "run"]
     commands = [
         ([*run, "ingress", "--port", str(ports["ingress"]), "--config", str(config)], base),
-        ([*run, "normalizer", "--health-port", str(ports["normalizer"])], {**base, **env["normalizer"]}),
-        ([*run, "delivery", "--health-port", str(ports["delivery"])], {**base, **env["delivery"]}),
+        *(
+            ([*run, name, "--health-port", str(ports[name])], {**base, **env.get(name, {})})
+            for name in SERVICES
+            if name != "ingress"
+        ),
         (
             [
                 prometheus,
@@ -95,9 +98,9 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
 
                 async def all_up() -> bool:
                     assert all(p.poll() is None for p in procs), logs(tmp_path)
-                    return await value("sum(up)") == 3
+                    return await value("sum(up)") == len(SERVICES)
 
-                await until(all_up, 90, lambda: f"Prometheus to scrape all three services\n{logs(tmp_path)}")
+                await until(all_up, 120, lambda: f"Prometheus to scrape every service\n{logs(tmp_path)}")
                 headers, template = load_sample("shopify_orders_create")
                 payload = json.loads(template)
                 for i in range(WEBHOOKS):
@@ -121,6 +124,9 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
                     'sum(hookstream_delivery_attempts_total{outcome="delivered"})': WEBHOOKS,
                     f"sum(hookstream_end_to_end_seconds_count{sending})": WEBHOOKS,
                 }
+                for service in ("crm", "inventory", "risk", "fulfillment", "notifications"):
+                    # each workflow handled every canonical event (the ones it has nothing to do for too)
+                    checks[f'sum(hookstream_records_handled_total{{service="{names[service]}"}})'] = WEBHOOKS
                 for promql, expected in checks.items():
                     await until(lambda p=promql, e=expected: counted(p, e), 30, f"{promql} == {expected}")
                 behind = await value(f"max_over_time(sum(hookstream_consumer_lag{sending})[5m:1s])")

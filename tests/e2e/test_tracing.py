@@ -74,14 +74,9 @@ async def test_one_webhook_is_one_trace_across_every_service(
     otlp_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", otlp_port).start()
 
-    env, topics = pipeline_env(unique_name)
+    env, topics = pipeline_env(unique_name, sandbox)
     raw, canonical, deliveries = topics["raw"], topics["canonical"], topics["deliveries"]
     env["delivery"]["HOOKSTREAM_DELIVERY_RETRY_SCHEDULE"] = "300ms"
-    env["crm"] = {
-        "HOOKSTREAM_CRM_SERVICE_NAME": f"crm-{unique_name}",
-        "HOOKSTREAM_CRM_INPUT_TOPIC": canonical,
-        "HOOKSTREAM_CRM_URL": sandbox.url("crm"),
-    }
     names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in ("normalizer", "delivery", "crm")}
     base = {
         **os.environ,
