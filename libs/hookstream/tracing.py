@@ -8,8 +8,8 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from hookstream.errors import ConfigurationError
@@ -109,28 +109,22 @@ def outgoing_traceparent(incoming: str | None) -> str:
     return current_traceparent("") or child_traceparent(incoming)
 
 
-@contextmanager
-def producing(topic: str, key: str | None) -> Iterator[None]:
-    """A PRODUCER span around a produce (waiting for the broker's ack), current while it lasts."""
-    if not _enabled:
-        yield
-        return
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
-    if not trace.get_current_span().is_recording():
-        # An unsampled request: its record carries the request's context (sampled flag off, so
-        # downstream services drop it too) and needs no span of its own.
-        yield
-        return
+
+def producing(topic: str, key: str | None) -> AbstractContextManager[None]:
+    """A PRODUCER span around a produce (waiting for the broker's ack), current while it lasts. An
+    unsampled request needs none: its record carries the request's context (sampled flag off, so
+    downstream services drop it too)."""
+    if not _enabled:
+        return _NOTHING  # the ingress's hot path: not even the attributes are built
     attributes = {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
         "messaging.destination.name": topic,
         "messaging.kafka.message.key": key or "",
     }
-    with tracer().start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes):
-        yield
+    return span(f"send {topic}", attributes, kind="producer")
 
 
 @contextmanager
@@ -165,8 +159,10 @@ def _ignore_status(status: int) -> None:
 
 
 @contextmanager
-def span(name: str, attributes: Mapping[str, str | int], *, client: bool = False) -> Iterator[None]:
-    """An INTERNAL span (a workflow step), or a CLIENT one (an SMTP send), current while it lasts;
+def span(
+    name: str, attributes: Mapping[str, str | int], *, kind: Literal["internal", "client", "producer"] = "internal"
+) -> Iterator[None]:
+    """A span current while it lasts (a workflow step; an SMTP send, ``client``; a produce, ``producer``),
     only inside a sampled trace. Off: a no-op."""
     if not _enabled:
         yield
@@ -177,8 +173,8 @@ def span(name: str, attributes: Mapping[str, str | int], *, client: bool = False
     if not trace.get_current_span().is_recording():
         yield
         return
-    kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
-    with tracer().start_as_current_span(name, kind=kind, attributes=dict(attributes)):
+    span_kind = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT, "producer": SpanKind.PRODUCER}[kind]
+    with tracer().start_as_current_span(name, kind=span_kind, attributes=dict(attributes)):
         yield
 
 

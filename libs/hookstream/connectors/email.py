@@ -166,7 +166,7 @@ class Mailer(Lifecycle):
         smtp: aiosmtplib.SMTP | None = None
         sent = False
         try:
-            with tracing.span("smtp send", {"server.address": e.host, "server.port": e.port}, client=True):
+            with tracing.span("smtp send", {"server.address": e.host, "server.port": e.port}, kind="client"):
                 smtp = await self._connection()
                 await smtp.sendmail(outgoing.mail_from, [outgoing.rcpt_to], outgoing.content)
             sent = True
