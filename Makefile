@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 HS     := $(VENV)/bin/hookstream
 
-.PHONY: install run test unit lint bench stack-up stack-down clean
+.PHONY: install run test unit lint lock bench stack-up stack-down clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+
+# The image's locks (hash-pinned, every platform): the runtime dependencies and the build tools. Rerun
+# after changing pyproject.toml's dependencies; tests/deploy/test_image.py says when it is due.
+LOCK := $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --no-header --annotation-style line
+lock: install
+	$(LOCK) pyproject.toml -o requirements.lock
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
+		| $(LOCK) - -o build.lock
 
 # Needs a running stack (`hookstream dev up`), Go (loadgen) and wrk (Debian) for the ingress runs.
 bench: install

@@ -79,14 +79,24 @@ class SchemaStore:
 
 @functools.cache
 def _bundled() -> SchemaStore:
+    """The current ``<contract>.avsc`` of every contract, and each earlier published version kept in
+    ``history/<contract>/<n>.avsc``: records an older writer left on a topic are still read (by their
+    fingerprint) into the current version. History comes first, so the current version is the one
+    a name encodes with."""
     root = resources.files("hookstream_schemas")
-    return SchemaStore(
-        [
-            Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
-            for entry in sorted(root.iterdir(), key=lambda e: e.name)
-            if entry.name.endswith(".avsc")
-        ]
-    )
+    history = root.joinpath("history")
+    earlier = [
+        Schema.from_json(contract.name, version.read_text())
+        for contract in sorted(history.iterdir() if history.is_dir() else [], key=lambda e: e.name)
+        for version in sorted(contract.iterdir(), key=lambda e: int(e.name.removesuffix(".avsc")))
+        if version.name.endswith(".avsc")
+    ]
+    current = [
+        Schema.from_json(entry.name.removesuffix(".avsc"), entry.read_text())
+        for entry in sorted(root.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".avsc")
+    ]
+    return SchemaStore([*earlier, *current])
 
 
 class AvroSerde:

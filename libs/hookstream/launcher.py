@@ -3,6 +3,7 @@
     hookstream run <service> [options]    run one registered service
     hookstream setup                      migrations and topics of every registered service (a Job)
     hookstream db migrate                 migrations only
+    hookstream probe [--pid N]            the image's HEALTHCHECK: is the service in process N (1) healthy?
 
 Everything else (``dev``, ``demo``, ``dlq``, ``subscriptions``, ``deliveries``) is the tools' CLI,
 installed with the ``tools`` extra; without it those commands say how to get it.
@@ -52,6 +53,18 @@ def setup_command(migrations_only: bool) -> int:
     return 0
 
 
+def probe_command(argv: list[str]) -> int:
+    from hookstream.healthcheck import probe
+
+    pid = int(argv[1]) if argv[:1] == ["--pid"] and len(argv) == 2 and argv[1].isdigit() else None
+    if argv and pid is None:
+        print("usage: hookstream probe [--pid N]", file=sys.stderr)
+        return 2
+    healthy, found = probe(pid or 1)
+    print(found, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
+
+
 def main() -> None:
     argv = sys.argv[1:]
     try:
@@ -61,6 +74,8 @@ def main() -> None:
             sys.exit(setup_command(migrations_only=False))
         if argv == ["db", "migrate"]:
             sys.exit(setup_command(migrations_only=True))
+        if argv[:1] == ["probe"]:
+            sys.exit(probe_command(argv[1:]))
     except HookstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2 if isinstance(exc, UnknownService) else 1)

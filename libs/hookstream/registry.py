@@ -106,11 +106,23 @@ class ServiceSpec:
 
 
 def discover() -> dict[str, ServiceSpec]:
-    """Every registered service by name; a broken registration is an error that names it."""
+    """Every registered service by name; a broken registration is an error that names it. A service
+    whose optional dependencies are not installed (the sandbox, in a runtime-only image) is left out:
+    ``get`` says how to install them."""
+    return _discovered()[0]
+
+
+def _discovered() -> tuple[dict[str, ServiceSpec], dict[str, str]]:
     found: dict[str, ServiceSpec] = {}
+    unavailable: dict[str, str] = {}
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             spec = entry.load()
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0].startswith("hookstream"):
+                raise ConfigurationError(f"service {entry.name!r} ({entry.value}) failed to load: {exc!r}") from exc
+            unavailable[entry.name] = f"its dependency {exc.name!r} is not installed: pip install 'hookstream[tools]'"
+            continue
         except Exception as exc:
             raise ConfigurationError(f"service {entry.name!r} ({entry.value}) failed to load: {exc!r}") from exc
         if not isinstance(spec, ServiceSpec):
@@ -118,7 +130,7 @@ def discover() -> dict[str, ServiceSpec]:
         if spec.name != entry.name:
             raise ConfigurationError(f"entry point {entry.name!r} names a spec called {spec.name!r}")
         found[spec.name] = spec
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items())), unavailable
 
 
 def consumers(bootstrap_servers: str, database_url: str) -> dict[str, ConsumerGroup]:
@@ -132,7 +144,9 @@ def consumers(bootstrap_servers: str, database_url: str) -> dict[str, ConsumerGr
 
 
 def get(name: str) -> ServiceSpec:
-    services = discover()
+    services, unavailable = _discovered()
+    if name in unavailable:
+        raise UnknownService(f"service {name!r} cannot run in this installation: {unavailable[name]}")
     if name not in services:
         raise UnknownService(f"unknown service {name!r}; available: {', '.join(services) or 'none registered'}")
     return services[name]

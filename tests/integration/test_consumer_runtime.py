@@ -327,3 +327,25 @@ async def test_retry_after_from_the_error_delays_the_next_attempt(
         await produce(("R", "r1"))
         await until(lambda: len(attempts) == 2, what="the second attempt")
     assert attempts[1] - attempts[0] >= 1.5  # the tier says 300 ms; the partner asked for 1.5 s
+
+
+async def test_a_member_beyond_the_partition_count_is_ready_as_a_standby(
+    kafka_bootstrap: str, unique_name: str, service_name: str, db: Database, topic_admin: TopicAdmin
+) -> None:
+    """A rollout with maxUnavailable 0 waits for the new pod to be ready; with as many pods as
+    partitions, the new one may get none, and must not be held unready for it."""
+    topic = f"{unique_name}.single"
+    topic_admin.ensure_topics([TopicSpec(topic, 1, 3_600_000)])
+    first = _service(service_name, topic, ScriptedHandler(), kafka_bootstrap, db)
+    second = _service(service_name, topic, ScriptedHandler(), kafka_bootstrap, db)
+    async with first, second:
+
+        async def both_joined() -> bool:
+            states = [*await first.ready(), *await second.ready()]
+            return all(ok for _, ok, _ in states)
+
+        await until(both_joined, 30, "both members ready")
+        said = [detail for _, _, detail in [*await first.ready(), *await second.ready()]]
+    assert sorted(said) == sorted(
+        [f"1 partition(s) of {topic}", f"a standby: the group's other members hold every partition of {topic}"]
+    )

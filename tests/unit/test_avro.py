@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hookstream.avro import Schema, SchemaStore
@@ -39,6 +40,33 @@ def test_reader_resolves_an_older_writer_by_fingerprint() -> None:
     value = writer.encode({"id": "a", "n": 7})
     reader = SchemaStore([old, new]).serde("thing.v1")  # both known; the last one given is read into
     assert reader.decode(value, writer.headers) == {"id": "a", "n": 7, "note": "none"}
+
+
+def test_records_of_every_earlier_published_version_are_read_into_the_current_one() -> None:
+    """What an older release wrote is still on the topics during (and after) a rolling upgrade."""
+    history = Path(__file__).resolve().parents[2] / "schemas" / "history"
+    store = SchemaStore.bundled()
+    versions = sorted(history.glob("*/*.avsc"))
+    assert versions, "schemas/history keeps the earlier versions"
+    for path in versions:
+        contract = path.parent.name
+        old = Schema.from_json(contract, path.read_text())
+        assert old.fingerprint != store.get(contract).fingerprint, f"{path} is the current version"
+        assert store.by_fingerprint(old.fingerprint) == old  # bundled
+    # orders.fulfillment.v1 gained the credit_note_generated kind; a first-version record still reads.
+    first = Schema.from_json("orders.fulfillment.v1", (history / "orders.fulfillment.v1" / "1.avsc").read_text())
+    writer = SchemaStore([first]).serde("orders.fulfillment.v1")
+    record = {
+        "event_id": "p1:invoice_generated",
+        "order_id": "shopify:1",
+        "kind": "invoice_generated",
+        "invoice_number": "INV-SHOP-000001",
+        "fulfillment_id": None,
+        "priority": False,
+        "at": datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+    }
+    value = writer.encode(record)
+    assert store.serde("orders.fulfillment.v1").decode(value, writer.headers) == record
 
 
 def test_unknown_fingerprint_and_bad_records_are_schema_errors() -> None:

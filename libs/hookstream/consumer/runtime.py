@@ -145,6 +145,7 @@ class ConsumerService(Lifecycle):
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: dict[TopicPartition, _PartitionWork] = {}
+        self._joined = False
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._failure: BaseException | None = None
@@ -197,13 +198,17 @@ class ConsumerService(Lifecycle):
         return [(self.service, self.group_id, self.input_topic, self.policy.dlq_topic)]
 
     async def ready(self) -> list[tuple[str, bool, str]]:
-        """Ready once the group has given this instance partitions to work on."""
+        """Ready once this instance has joined its group, with partitions or without: a member beyond
+        the input's partition count idles as a standby, and a rollout must not wait for it to get any
+        (with maxUnavailable 0 it would wait forever)."""
         name = f"consumer {self.group_id}"
         if self._runner is None or self._runner.done():
             return [(name, False, "not running")]
+        if not self._joined:
+            return [(name, False, "joining the group")]
         inputs = [tp for tp in self._partitions if tp.topic == self.input_topic]
         if not inputs:
-            return [(name, False, "no partitions assigned yet")]
+            return [(name, True, f"a standby: the group's other members hold every partition of {self.input_topic}")]
         return [(name, True, f"{len(inputs)} partition(s) of {self.input_topic}")]
 
     def _ensure_topics(self) -> None:
@@ -324,6 +329,7 @@ class ConsumerService(Lifecycle):
     # rebalance
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        self._joined = True  # called after every join, also with nothing assigned
         tiers = self.policy.tier_topics()
         keys_in_flight = self.settings.keys_in_flight_per_partition
         for tp in assigned:
