@@ -31,7 +31,7 @@ from hookstream.store.deliveries import (
     DeliveryStatus,
     webhook_id,
 )
-from hookstream.store.subscriptions import Subscription
+from hookstream.store.subscriptions import Subscription, UnknownSubscription
 from hookstream_schemas import topics
 from hookstream_services.delivery.breaker import Breaker
 from hookstream_services.delivery.cache import SubscriptionCache
@@ -208,7 +208,10 @@ class Send:
         reason = str(exc) or type(exc).__name__
         if row["status"] not in FINAL:  # e.g. its last try found the circuit open
             await self.log.mark(delivery, DeliveryStatus.FAILED, reason)
-        sub = await self.cache.get(row["subscription_id"])
+        try:
+            sub = await self.cache.get(row["subscription_id"])
+        except UnknownSubscription:
+            return  # deleted meanwhile, and its deliveries with it
         await self._alert(
             "delivery.dead_lettered",
             delivery,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any, cast
+
 import pytest
 from hookstream.consumer.dlq import REDRIVEN_FROM, DeadLetter, select
 from hookstream.consumer.idempotency import idempotency_key
 from hookstream.consumer.offsets import PartitionOffsets
-from hookstream.consumer.outcomes import is_retriable
+from hookstream.consumer.outcomes import Outcome, Outcomes, is_retriable
+from hookstream.consumer.parking import ParkedKeys
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy, failure_headers, parse_delay
 from hookstream.consumer.runtime import ConsumerSettings
 from hookstream.errors import ConfigurationError, PermanentError, RetriableError
 from hookstream.kafka.headers import ATTEMPT, ERROR_CLASS, EVENT_ID, FIRST_FAILED_AT, NOT_BEFORE, ORIGINAL_OFFSET
+from hookstream.sensors import Sensor
 
 
 def test_commit_position_never_passes_unfinished_work() -> None:
@@ -91,3 +96,36 @@ def test_idempotency_key_is_stable_and_short() -> None:
     key = idempotency_key("delivery", "evt_1", "partner-a")
     assert key == idempotency_key("delivery", "evt_1", "partner-a") != idempotency_key("delivery", "evt_2", "partner-a")
     assert len(key) <= 64
+
+
+async def test_a_failing_dead_letter_hook_does_not_stop_the_consumer() -> None:
+    """The dead letter is written first; telling of it (the delivery's alert) failing is logged only."""
+    sent: list[str] = []
+    told: list[str] = []
+
+    class Producer:
+        async def send(self, topic: str, value: bytes | None, **_: object) -> None:
+            sent.append(topic)
+
+    async def handler(record: Record) -> None:
+        raise PermanentError("refused")
+
+    async def hook(record: Record, error: BaseException) -> None:
+        told.append(record.event_id)
+        raise RuntimeError("the alerts topic is gone")
+
+    outcomes = Outcomes(
+        "svc",
+        handler,
+        policy=RetryPolicy.from_labels("svc", ["1s"]),
+        parking=cast(ParkedKeys, None),  # not reached: a permanent error parks nothing
+        producer=cast(Any, Producer()),
+        sensors=Sensor(),
+        retry_jitter=0,
+        infra_backoff_max_ms=10,
+        on_dead_lettered=hook,
+        clock=time.time,
+    )
+    record = Record("in", 0, 5, "k", b"v", [(EVENT_ID, b"e1")])
+    assert await outcomes.attempt(record, block_key=False) is Outcome.DEAD_LETTERED
+    assert (sent, told) == (["hookstream.svc.dlq"], ["e1"])

@@ -136,7 +136,13 @@ class Outcomes:
             if tier is None:
                 await self.infra(self._dead_letter, record, exc)
                 if self.on_dead_lettered is not None:
-                    await self.infra(self.on_dead_lettered, record, exc)
+                    try:
+                        await self.infra(self.on_dead_lettered, record, exc)
+                    except Exception as failed:  # the dead letter is written: telling of it must not stop us
+                        log.error(
+                            "dead-letter hook failed",
+                            extra={"service": self.service, "event_id": record.event_id, "error": repr(failed)},
+                        )
                 self.sensors.on_record_dead_lettered(self.service, record, exc)
                 log.warning(
                     "dead-lettered",
