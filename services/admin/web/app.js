@@ -147,8 +147,7 @@ function login(message) {
         sessionStorage.setItem(TOKEN_KEY, input.value.trim());
         try {
           me = await api("GET", "/api/v1/whoami");
-          location.hash = me.scope === "partner" ? "#/portal" : "#/overview";
-          route();
+          go(me.scope === "partner" ? "#/portal" : "#/overview");  // one route: the hashchange, or the same page again
         } catch (err) {
           sessionStorage.removeItem(TOKEN_KEY);
           out.replaceChildren(notice("bad", err.message));
@@ -426,7 +425,7 @@ async function delivery(id) {
   show(
     h("h1", {}, "Delivery ", h("code", {}, d.id), " ", badge(d.status)),
     panel(null, kv([["Endpoint", isOperator() ? h("a", { href: `#/endpoints/${encodeURIComponent(d.subscription_id)}` }, d.subscription_id) : d.subscription_id], ["Order", isOperator() ? h("a", { href: `#/orders/${encodeURIComponent(d.order_id)}` }, d.order_id) : d.order_id], ["Event", `${d.event_type} (${d.event_id})`], ["Webhook id", d.webhook_id], ["Attempts", String(d.attempts)], ["Last error", d.last_error], ["Created", when(d.created_at)], ["Updated", when(d.updated_at)]]),
-      can("write") || !isOperator() ? h("div", { class: "actions" }, retriable ? action("Retry now", async () => (await api("POST", `/api/v1/deliveries/${encodeURIComponent(d.id)}/retry`), "queued: it goes out again in a moment"), { after: () => delivery(id) }) : h("span", { class: "muted" }, d.status === "delivered" ? "delivered: nothing to retry" : "being delivered: retries are scheduled")) : null),
+      can("write") || !isOperator() ? h("div", { class: "actions" }, retriable ? action("Retry now", async () => (await api("POST", `/api/v1/deliveries/${encodeURIComponent(d.id)}/retry`), "queued: it goes out again in a moment"), { after: route }) : h("span", { class: "muted" }, d.status === "delivered" ? "delivered: nothing to retry" : "being delivered: retries are scheduled")) : null),
     panel(
       "Attempts",
       table(
@@ -476,7 +475,7 @@ async function deadLetters(consumer) {
       h("pre", {}, Object.entries(d.headers).map(([k, v]) => `${k}: ${v}`).join("\n")),
       h("h2", {}, `Payload (${d.payload_encoding})`),
       h("pre", { class: "payload" }, prettyPayload(d.payload, d.payload_encoding)),
-      can("write") && !d.redriven ? action("Redrive this one", async () => redriven(await api("POST", `${path}/redrive`, { positions: [d.position] })), { after: () => deadLetters(consumer) }) : null,
+      can("write") && !d.redriven ? action("Redrive this one", async () => redriven(await api("POST", `${path}/redrive`, { positions: [d.position] })), { after: route }) : null,
     );
   });
   const waiting = data.dead_letters.filter((d) => !d.redriven).length;
@@ -488,8 +487,8 @@ async function deadLetters(consumer) {
           action("Redrive selected", async () => {
             if (picked.size === 0) throw new Error("tick the dead letters to redrive first");
             return redriven(await api("POST", `${path}/redrive`, { positions: [...picked] }));
-          }, { after: () => deadLetters(consumer) }),
-          action("Redrive all waiting", async () => redriven(await api("POST", `${path}/redrive`, { all: true })), { tone: "secondary", confirm: `Redrive all ${waiting} waiting dead letters of ${data.consumer}?`, after: () => deadLetters(consumer) }))
+          }, { after: route }),
+          action("Redrive all waiting", async () => redriven(await api("POST", `${path}/redrive`, { all: true })), { tone: "secondary", confirm: `Redrive all ${waiting} waiting dead letters of ${data.consumer}?`, after: route }))
       : null,
     rows.length ? rows : panel(null, h("p", { class: "muted" }, "nothing has been dead-lettered here")),
   );
@@ -685,7 +684,16 @@ function stopTimer() {
   timer = null;
 }
 
-async function route() {
+// One page at a time, in the order they were asked for: a slow page finishes drawing before the
+// next one starts, so the page the user went to last is the one left on screen.
+let routing = Promise.resolve();
+
+function route() {
+  routing = routing.then(drawRoute, drawRoute);
+  return routing;
+}
+
+async function drawRoute() {
   stopTimer();
   if (!sessionStorage.getItem(TOKEN_KEY)) return login();
   if (!me) {
