@@ -29,6 +29,8 @@ def from_overview(overview: dict[str, Any], s: AdminSettings) -> list[Condition]
     found = []
     for q in overview["dead_letters"]:
         waiting = q["not_redriven"]
+        if waiting is None:
+            continue  # unknown this round: neither fires nor resolves
         found.append(
             Condition(
                 "dead_letters",

@@ -102,16 +102,20 @@ class GroupAdmin:
         finally:
             consumer.close()
 
-    def retained(self, topics: list[str]) -> dict[str, dict[int, tuple[int, int]]]:
+    def retained(self, topics: list[str]) -> dict[str, dict[int, tuple[int, int]] | None]:
         """Per topic and partition, the (low, high) watermarks: high - low records are kept. A topic that
-        does not exist yet is left out (one consumer for all, so an overview stays cheap)."""
+        does not exist yet is left out (one consumer for all, so an overview stays cheap); one the broker
+        cannot describe right now (its leader being elected) is None: unknown, which is not empty."""
         consumer = self._consumer()
         try:
             metadata = self._admin.list_topics(timeout=self.timeout_s).topics
-            found: dict[str, dict[int, tuple[int, int]]] = {}
+            found: dict[str, dict[int, tuple[int, int]] | None] = {}
             for topic in topics:
                 known = metadata.get(topic)
-                if known is None or known.error is not None:
+                if known is None:
+                    continue
+                if known.error is not None:
+                    found[topic] = None
                     continue
                 found[topic] = {
                     p: watermarks(consumer, TopicPartition(topic, p), self.timeout_s) for p in sorted(known.partitions)

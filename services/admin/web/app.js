@@ -206,7 +206,7 @@ async function overview() {
     try {
       const o = await api("GET", "/api/v1/overview");
       const unhealthy = o.endpoints.filter((e) => e.state === "failing" || e.state === "disabled").length;
-      const waiting = o.dead_letters.reduce((n, q) => n + q.not_redriven, 0);
+      const waiting = o.dead_letters.reduce((n, q) => n + (q.not_redriven || 0), 0);
       const queues = o.dead_letters.filter((q) => q.not_redriven > 0).length;
       const lag = o.consumers.reduce((n, c) => n + (c.lag || 0), 0);
       body.replaceChildren(
@@ -250,7 +250,7 @@ async function overview() {
             table(
               [
                 { title: "Service", cell: (q) => q.consumer },
-                { title: "Waiting", num: true, cell: (q) => (q.not_redriven ? badge(String(q.not_redriven)) : "0") },
+                { title: "Waiting", num: true, cell: (q) => (q.not_redriven === null ? "—" : q.not_redriven ? badge(String(q.not_redriven)) : "0") },
                 { title: "Kept", num: true, cell: (q) => num(q.dead_letters) },
               ],
               o.dead_letters,
@@ -451,7 +451,7 @@ async function deadLetterQueues() {
       [
         { title: "Service", cell: (q) => q.consumer },
         { title: "Topic", cell: (q) => h("code", {}, q.topic) },
-        { title: "Waiting", num: true, cell: (q) => (q.not_redriven ? badge(String(q.not_redriven)) : "0") },
+        { title: "Waiting", num: true, cell: (q) => (q.not_redriven === null ? "—" : q.not_redriven ? badge(String(q.not_redriven)) : "0") },
         { title: "Kept", num: true, cell: (q) => num(q.dead_letters) },
       ],
       data.queues,
