@@ -77,10 +77,7 @@ def current_traceparent(fallback: str) -> str:
         return fallback
     from opentelemetry import trace
 
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return fallback
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    return _context_headers(trace.get_current_span()).get("traceparent", fallback)
 
 
 def continued(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -183,16 +180,15 @@ class Call:
 
     __slots__ = ("_span", "headers")
 
-    def __init__(self, headers: dict[str, str], span_: object | None) -> None:
+    def __init__(self, headers: dict[str, str], span_: Span | None) -> None:
         self.headers = headers
         self._span = span_
 
     def answered(self, status: int) -> None:
         if self._span is None:
             return
-        from opentelemetry.trace import Span, Status, StatusCode
+        from opentelemetry.trace import Status, StatusCode
 
-        assert isinstance(self._span, Span)
         self._span.set_attribute("http.response.status_code", status)
         if status >= 400:  # a client span's error (HTTP semantic conventions)
             self._span.set_status(Status(StatusCode.ERROR))

@@ -140,9 +140,8 @@ class Alerting(Lifecycle):
                 raise LookupError(f"notifier {n.notifier!r} is no longer configured")
             await notifier.tell(n)
         except (aiohttp.ClientError, TimeoutError, HookstreamError, LookupError, OSError) as exc:
-            retry_in_s = self.retry_delays_s[n.attempts - 1] if n.attempts <= len(self.retry_delays_s) else None
-            if notifier is None:
-                retry_in_s = None
+            retries_left = notifier is not None and n.attempts <= len(self.retry_delays_s)
+            retry_in_s = self.retry_delays_s[n.attempts - 1] if retries_left else None
             log.warning(
                 "alert not delivered",
                 extra={"notifier": n.notifier, "attempt": n.attempts, "retry_in_s": retry_in_s, "error": str(exc)},

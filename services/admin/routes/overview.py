@@ -105,15 +105,12 @@ async def _dead_letters(ctx: Context) -> list[dict[str, Any]]:
     found = []
     for consumer, group in groups:
         marks = kept.get(group.dlq_topic, {})
-        if marks is None:  # unknown this time (the broker could not say): not zero, so nothing resolves
-            found.append({"consumer": consumer, "topic": group.dlq_topic, "dead_letters": None, "not_redriven": None})
-            continue
-        size = sum(high - low for low, high in marks.values())
-        done = await redrives.redriven(consumer) if size else set()
-        redriven = sum(1 for p, o in done if p in marks and marks[p][0] <= o < marks[p][1])
-        found.append(
-            {"consumer": consumer, "topic": group.dlq_topic, "dead_letters": size, "not_redriven": size - redriven}
-        )
+        size = waiting = None  # unknown this time (the broker could not say): not zero, so nothing resolves
+        if marks is not None:
+            size = sum(high - low for low, high in marks.values())
+            done = await redrives.redriven(consumer) if size else set()
+            waiting = size - sum(1 for p, o in done if p in marks and marks[p][0] <= o < marks[p][1])
+        found.append({"consumer": consumer, "topic": group.dlq_topic, "dead_letters": size, "not_redriven": waiting})
     return found
 
 
