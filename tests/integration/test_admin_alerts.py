@@ -141,6 +141,8 @@ async def test_a_dead_letter_fires_one_alert_and_its_redrive_resolves_it(
         await until(lambda: len(about_us("slack")) == 2, 30, "the resolved message")
         resolved = about_us("slack")[1]
         assert resolved["text"].startswith(f":white_check_mark: RESOLVED [hookstream dead_letters] {name}: 0 dead")
+        # the notifiers are told one after another: PagerDuty's resolve may follow Slack's by a moment
+        await until(lambda: len(about_us("pagerduty")) == 2, 10, "the PagerDuty resolve")
         assert [e["event_action"] for e in about_us("pagerduty")] == ["trigger", "resolve"]
         await until(lambda: len(about_us("email")) == 2, 10, "the resolved e-mail")
         assert about_us("email")[1]["subject"] == f"[hookstream] RESOLVED: dead_letters on {name}"
