@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +29,17 @@ def processes(commands: list[tuple[list[str], dict[str, str]]], logs: Path) -> I
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def http_status(url: str) -> int | str:
+    """The status a GET of ``url`` answers, or the name of the error when nothing answers (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a test's own local URL
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:
+        return type(exc).__name__
 
 
 def logs(folder: Path) -> str:

@@ -49,9 +49,7 @@ async def first_failure(*waits: Awaitable[None]) -> None:
         task.result()
 
 
-async def every(
-    interval_s: float, job: Callable[[], Awaitable[object]], what: str, wake: asyncio.Event | None = None
-) -> None:
+async def every(interval_s: float, job: Callable[[], Awaitable[object]], what: str, wake: asyncio.Event) -> None:
     """Run ``job`` now and then every ``interval_s`` (or sooner, when ``wake`` is set) until cancelled;
     a failed round waits for the next."""
     while True:
@@ -59,9 +57,6 @@ async def every(
             await job()
         except Exception as exc:  # housekeeping: the next round tries again
             log.warning(f"{what} failed", extra={"error": str(exc)})
-        if wake is None:
-            await asyncio.sleep(interval_s)
-            continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval_s)
         wake.clear()

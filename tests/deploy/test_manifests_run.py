@@ -13,15 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.deploy.manifests import container_env, named_port, of_kind
-from tests.service_processes import logs
+from tests.service_processes import http_status, logs
 
 OVERLAY = "overlays/dev"
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
@@ -48,16 +46,6 @@ def _command(pod: dict[str, Any], mounts: Path) -> list[str]:
     for arg in container["args"]:
         args.append(str(mounts / Path(arg).name) if arg.startswith("/etc/hookstream/") else str(arg))
     return [HOOKSTREAM, *args]
-
-
-def _answers(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 def test_every_container_starts_as_its_manifest_says_and_stops_on_sigterm(
@@ -102,7 +90,7 @@ def test_every_container_starts_as_its_manifest_says_and_stops_on_sigterm(
             [container] = pod["containers"]
             probe = container["readinessProbe"]["httpGet"]
             url = f"http://127.0.0.1:{named_port(container, probe['port'])}{probe['path']}"
-            while _answers(url) != 200:
+            while http_status(url) != 200:
                 assert started[name].poll() is None, f"{name} exited\n{logs(tmp_path)}"
                 assert time.monotonic() < deadline, f"{name} never ready at {url}\n{logs(tmp_path)}"
                 time.sleep(0.5)

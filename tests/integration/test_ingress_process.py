@@ -21,6 +21,7 @@ from hookstream.kafka.headers import EVENT_ID, header_dict
 from hookstream_tools.devstack.process import free_port
 
 from tests.kafka_helpers import read_topic
+from tests.service_processes import http_status
 from tests.signing import load_sample, sign, write_config
 
 
@@ -49,7 +50,7 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     )
     try:
         deadline = time.monotonic() + 60
-        while _post_ready(port) != 200:
+        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "ingress did not become ready within 60 s"
             time.sleep(0.2)
@@ -87,13 +88,3 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     assert accepted <= on_topic, f"accepted but not stored: {sorted(accepted - on_topic)[:5]}"
     # And the reverse: a request cut while in flight would have stored its event without a 200.
     assert on_topic <= accepted, f"stored but never answered 200: {sorted(on_topic - accepted)[:5]}"
-
-
-def _post_ready(port: int) -> int | str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError as exc:
-        return type(exc).__name__

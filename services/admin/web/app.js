@@ -35,6 +35,8 @@ const instant = (iso) => {
 const ms = (v) => (v === null || v === undefined ? "—" : v >= 10000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(v >= 0.9995 || v === 0 ? 0 : 1)} %`);
 const num = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString());
+// A dead-letter queue's letters not redriven yet: a badge when some wait, "—" when the broker could not say.
+const WAITING_COLUMN = { title: "Waiting", num: true, cell: (q) => (q.not_redriven ? badge(String(q.not_redriven)) : num(q.not_redriven)) };
 const isOperator = () => me && me.scope !== "partner";
 const can = (scope) => me && ["read", "write", "admin"].indexOf(me.scope) >= ["read", "write", "admin"].indexOf(scope);
 
@@ -250,7 +252,7 @@ async function overview() {
             table(
               [
                 { title: "Service", cell: (q) => q.consumer },
-                { title: "Waiting", num: true, cell: (q) => (q.not_redriven === null ? "—" : q.not_redriven ? badge(String(q.not_redriven)) : "0") },
+                WAITING_COLUMN,
                 { title: "Kept", num: true, cell: (q) => num(q.dead_letters) },
               ],
               o.dead_letters,
@@ -451,7 +453,7 @@ async function deadLetterQueues() {
       [
         { title: "Service", cell: (q) => q.consumer },
         { title: "Topic", cell: (q) => h("code", {}, q.topic) },
-        { title: "Waiting", num: true, cell: (q) => (q.not_redriven === null ? "—" : q.not_redriven ? badge(String(q.not_redriven)) : "0") },
+        WAITING_COLUMN,
         { title: "Kept", num: true, cell: (q) => num(q.dead_letters) },
       ],
       data.queues,
