@@ -31,12 +31,21 @@ class Lifecycle:
         await self.stop()
 
 
-async def cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel a background task of ours and wait until it has stopped."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def cancel(task: asyncio.Task[None] | None) -> BaseException | None:
+    """Cancel a background task of ours and wait until it has stopped.
+
+    A task that had already failed is stopped all the same: its error is returned, not raised, since
+    the caller is done with it (a LISTEN task whose connection broke when the database restarted)."""
+    if task is None:
+        return None
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return None
+    except Exception as exc:
+        return exc
+    return None
 
 
 async def first_failure(*waits: Awaitable[None]) -> None:

@@ -2,7 +2,9 @@
 
 While a record waits in a tier, later records of its key are parked in Postgres and released in
 order once it succeeds or is dead-lettered (``parking.py``). Kafka and Postgres steps are retried
-in place with backoff: a record is not finished until its outcome is durable.
+in place with backoff: a record is not finished until its outcome is durable. So is a handler that
+failed because one of them is away (``outage.unavailable``): the record is not at fault, and a
+database restart must not spend its retry tiers or send it to the DLQ.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from typing import Any, TypeVar
 
 import psycopg
 from aiokafka.errors import KafkaError
-from psycopg_pool import PoolTimeout
 
 from hookstream.consumer.parking import IS_THE_BLOCKER, NOT_THE_BLOCKER, Parked, ParkedKeys
 from hookstream.consumer.records import Record
 from hookstream.consumer.retry import RetryPolicy, Tier, failure_headers
 from hookstream.errors import HookstreamError, MigrationError
 from hookstream.kafka import Producer
+from hookstream.outage import Outage
 from hookstream.sensors import Sensor
 
 log = logging.getLogger("hookstream.consumer")
@@ -31,8 +33,6 @@ log = logging.getLogger("hookstream.consumer")
 Handler = Callable[[Record], Awaitable[None]]
 DeadLetterHook = Callable[[Record, BaseException], Awaitable[None]]
 T = TypeVar("T")
-
-_INFRA_ERRORS = (psycopg.OperationalError, PoolTimeout, KafkaError)
 
 
 class Outcome(Enum):
@@ -72,6 +72,7 @@ class Outcomes:
         self.on_dead_lettered = on_dead_lettered
         self.clock = clock
         self.blocked: set[str] = set()  # keys with a record in a retry tier, as far as this instance knows
+        self.outage = Outage(service, log, backoff_max_ms=infra_backoff_max_ms, service=service)
 
     async def load_blocked(self, input_topic: str, partitions: list[int]) -> None:
         self.blocked |= await self.infra(self.parking.blocked_keys, input_topic, partitions)
@@ -118,7 +119,7 @@ class Outcomes:
         started = time.perf_counter()
         self.sensors.on_record_started(self.service, record)
         try:
-            await self.handler(record)
+            await self.outage.retry(self.handler, record)
         except asyncio.CancelledError:
             self.sensors.on_record_abandoned(self.service, record, None)
             raise
@@ -176,16 +177,12 @@ class Outcomes:
 
     async def infra(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a Kafka or Postgres step until it succeeds; the record is not done until it has."""
-        delay_s = 0.1
-        while True:
-            try:
-                return await operation(*args)
-            except (*_INFRA_ERRORS, HookstreamError) as exc:
-                if isinstance(exc, HookstreamError) and not exc.retriable:
-                    raise
-                log.warning(
-                    "infrastructure step failed; retrying",
-                    extra={"service": self.service, "step": getattr(operation, "__name__", "?"), "error": str(exc)},
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.infra_backoff_max_ms / 1000)
+        return await self.outage.retry(operation, *args, when=_infrastructure_failed)
+
+
+def _infrastructure_failed(exc: BaseException) -> bool:
+    """The runtime's own Kafka and Postgres steps are tried again on any failure of theirs: they carry no
+    record's fault, and a record is not finished until its outcome is durable."""
+    if isinstance(exc, HookstreamError):
+        return exc.retriable
+    return isinstance(exc, (psycopg.OperationalError, KafkaError))

@@ -10,8 +10,9 @@
   module decides when records run, pauses partitions that fall behind and commits.
 - A tier partition waits for its head record's not-before time in its own task, so one tier's
   delay never holds up another partition.
-- Infrastructure failures (Kafka or Postgres away) are retried with backoff and never commit past
-  the record; an unexpected failure stops the service with the error rather than skip a record.
+- Infrastructure failures (Kafka or Postgres away, also when the handler meets them) are retried
+  with backoff and never commit past the record; a commit the coordinator could not take is made at
+  the next interval; an unexpected failure stops the service with the error rather than skip a record.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from hookstream_schemas.topics import CONTRACTS, DLQ_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, group_id
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,7 @@ from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.headers import NOT_BEFORE
 from hookstream.lifecycle import Lifecycle
+from hookstream.outage import Outage
 from hookstream.sensors import Sensors
 from hookstream.settings import CommaList, KafkaSettings
 
@@ -143,6 +145,7 @@ class ConsumerService(Lifecycle):
             on_dead_lettered=on_dead_lettered,
             clock=clock,
         )
+        self._broker = Outage(f"{service}: the group coordinator", log, service=service)
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: dict[TopicPartition, _PartitionWork] = {}
         self._joined = False
@@ -259,7 +262,14 @@ class ConsumerService(Lifecycle):
         try:
             while not self._stopping and self._failure is None:
                 # Returns as soon as records arrive; idle, the loop wakes once per commit interval.
-                batches = await consumer.getmany(timeout_ms=s.commit_interval_ms, max_records=s.max_poll_records)
+                try:
+                    batches = await consumer.getmany(timeout_ms=s.commit_interval_ms, max_records=s.max_poll_records)
+                except KafkaError as exc:
+                    if not exc.retriable:
+                        raise
+                    self._broker.failed(exc, "fetch")
+                    await asyncio.sleep(s.commit_interval_ms / 1000)
+                    continue
                 fetched = 0
                 for tp, messages in batches.items():
                     fetched += len(messages)
@@ -307,6 +317,13 @@ class ConsumerService(Lifecycle):
             # The group is rebalancing; the new owner resumes from the last commit (at-least-once).
             log.warning("commit skipped during rebalance", extra={"service": self.service, "error": str(exc)})
             return
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            # The coordinator is away (the broker restarting): the next interval commits these and more.
+            self._broker.failed(exc, "commit")
+            return
+        self._broker.recovered()
         for work in works:
             if work.tp in offsets:
                 work.committed = offsets[work.tp].offset

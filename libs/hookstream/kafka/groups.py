@@ -80,20 +80,28 @@ class GroupAdmin:
         return max(1, len(description.members))
 
     def committed(self, group: str, topic: str) -> dict[int, int | None]:
-        partitions = self._partitions(topic)
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+        consumer = self._consumer(group)
         try:
-            result = self._admin.list_consumer_group_offsets([request], request_timeout=self.timeout_s)[group].result(
-                timeout=self.timeout_s
-            )
+            return self._committed(consumer, group, topic)
+        finally:
+            consumer.close()
+
+    def _committed(self, consumer: Consumer, group: str, topic: str) -> dict[int, int | None]:
+        """Read with a consumer of the group that never joins it, not the AdminClient's
+        ListConsumerGroupOffsets: librdkafka (2.16 and before) aborts the whole process when a
+        coordinator-bound admin request loses its connection (librdkafka issue 4605), which is
+        what a broker restart does to the admin's periodic lag reading."""
+        partitions = self._partitions(topic)
+        try:
+            found = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=self.timeout_s)
         except KafkaException as exc:
             raise BrokerUnavailable(f"reading the offsets of {group!r} failed: {exc.args[0].str()}") from exc
-        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in result.topic_partitions}
+        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in found}
 
     def lag(self, group: str, topic: str) -> list[PartitionLag]:
-        committed = self.committed(group, topic)
-        consumer = self._consumer()
+        consumer = self._consumer(group)
         try:
+            committed = self._committed(consumer, group, topic)
             found = []
             for p in sorted(committed):
                 low, high = watermarks(consumer, TopicPartition(topic, p), self.timeout_s)
@@ -178,5 +186,11 @@ class GroupAdmin:
             raise UnknownTopic(f"topic {topic!r} does not exist")
         return sorted(found.partitions)
 
-    def _consumer(self) -> Consumer:
-        return Consumer(client_config(self.bootstrap_servers, **{"group.id": f"hookstream-admin-{time.time_ns()}"}))
+    def _consumer(self, group: str | None = None) -> Consumer:
+        """A consumer that subscribes to nothing (so it never joins ``group``: it only reads its offsets)."""
+        return Consumer(
+            client_config(
+                self.bootstrap_servers,
+                **{"group.id": group or f"hookstream-admin-{time.time_ns()}", "enable.auto.commit": False},
+            )
+        )

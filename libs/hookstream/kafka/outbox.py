@@ -34,6 +34,7 @@ from hookstream.errors import HookstreamError
 from hookstream.kafka.admin import client_config, watermarks
 from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
 from hookstream.lifecycle import Lifecycle, cancel
+from hookstream.outage import Outage
 from hookstream.sensors import Sensor
 
 log = logging.getLogger("hookstream.outbox")
@@ -121,6 +122,7 @@ class OutboxRelay(Lifecycle):
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._database = ""
+        self._outage = Outage(f"outbox relay {service}", log, service=service)
 
     def wake(self) -> None:
         """Rows were just committed in this process: publish them now, without waiting for the notification."""
@@ -140,12 +142,23 @@ class OutboxRelay(Lifecycle):
         await self._release()
 
     async def _release(self) -> None:
-        """Stop listening and close the lock connection (which gives up the advisory lock)."""
+        """Stop listening and close the lock connection (which gives up the advisory lock). Either may
+        have failed already (the database went away): that is why we are releasing them."""
         await cancel(self._listener)
         self._listener = None
+        self._producer = None  # a successor's init_transactions fences it
         if self._lock_conn is not None:
-            await self._lock_conn.close()
+            with contextlib.suppress(psycopg.Error):
+                await self._lock_conn.close()
             self._lock_conn = None
+
+    async def ready(self) -> list[tuple[str, bool, str]]:
+        name = f"outbox relay {self.service}"
+        if self._task is None or self._task.done():
+            return [(name, False, "not running")]
+        if self._outage.ongoing:
+            return [(name, False, "reconnecting to PostgreSQL or Kafka")]
+        return [(name, True, "leading" if self._producer is not None else "standing by for the lock")]
 
     async def wait(self) -> None:
         """Raise if the relay stopped with an error (a fenced or fatal producer)."""
@@ -160,11 +173,12 @@ class OutboxRelay(Lifecycle):
             except asyncio.CancelledError:
                 raise
             except (psycopg.OperationalError, KafkaException, HookstreamError) as exc:
-                # KafkaException: e.g. init_transactions timing out while the coordinator aborts a dead
-                # predecessor's transaction. Start over: nothing is published twice (see the marker).
+                # The database restarted (the lock connection and its LISTEN went with it), or the broker
+                # did (init_transactions timing out while the coordinator aborts a dead predecessor's
+                # transaction; a commit cut short): start over. Nothing is published twice (see the marker).
                 if isinstance(exc, HookstreamError) and not exc.retriable:
                     raise
-                log.warning("outbox relay interrupted; retrying", extra={"service": self.service, "error": str(exc)})
+                self._outage.failed(exc, "outbox relay")
                 await self._release()
                 await asyncio.sleep(1)
 
@@ -178,6 +192,7 @@ class OutboxRelay(Lifecycle):
         while True:
             cur = await lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,))
             row = await cur.fetchone()
+            self._outage.recovered()  # a standby is well once it can ask for the lock
             if row is not None and row[0]:
                 break
             await asyncio.sleep(1)
