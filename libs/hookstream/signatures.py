@@ -171,6 +171,25 @@ def verify_hex_hmac(header_value: str | None, body: bytes, secrets: Sequence[str
         raise InvalidSignature("X-Webhook-Signature does not match the body")
 
 
+# Every header a channel's signature travels in (lower case, as the raw envelope keeps them): a
+# signed body with its signature is a webhook anyone can send again, so they are never shown back.
+SIGNATURE_HEADERS = frozenset(
+    {
+        "x-shopify-hmac-sha256",
+        "x-wc-webhook-signature",
+        "stripe-signature",
+        "webhook-signature",
+        "svix-signature",
+        "x-webhook-signature",
+    }
+)
+REDACTED = "(redacted)"
+
+
+def without_signatures(headers: dict[str, str]) -> dict[str, str]:
+    return {k: (REDACTED if k.lower() in SIGNATURE_HEADERS else v) for k, v in headers.items()}
+
+
 def sign_as(kind: str, secret: str, headers: dict[str, str], body: bytes, now: int) -> dict[str, str]:
     """``headers`` plus the signature a channel of ``kind`` sends (what senders do; used by the demo and tests)."""
     signed = dict(headers)

@@ -6,15 +6,26 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+from hookstream.avro import SchemaStore
 from hookstream.consumer.dlq import DeadLetter
+from hookstream.errors import SchemaError
 from hookstream.http.outbound.sender import explain
+from hookstream.signatures import without_signatures
 from hookstream.store.deliveries import AttemptRecord
 from hookstream.store.subscriptions import Subscription
+from hookstream_schemas import topics
+
+_RAW = SchemaStore.bundled().serde(topics.RAW.name)
 
 
-def letter(d: DeadLetter) -> dict[str, Any]:
-    """A dead letter as the API shows it: why, where from, its headers, and its payload (text when it is)."""
+def letter(d: DeadLetter, *, signatures: bool = False) -> dict[str, Any]:
+    """A dead letter as the API shows it: why, where from, its headers, and its payload (text when it is).
+
+    A raw webhook's envelope keeps the channel's signature headers; without ``signatures`` (any token
+    below admin) they are redacted, since a signed body with its signature can be sent to us again."""
     value = d.value or b""
+    if not signatures:
+        value = _redacted_envelope(value, d.headers)
     try:
         payload, encoding = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -32,6 +43,14 @@ def letter(d: DeadLetter) -> dict[str, Any]:
         "payload": payload,
         "payload_encoding": encoding,
     }
+
+
+def _redacted_envelope(value: bytes, headers: list[tuple[str, bytes]]) -> bytes:
+    try:
+        envelope = _RAW.decode(value, headers)
+    except SchemaError:  # not a raw webhook: nothing signed in it
+        return value
+    return _RAW.encode({**envelope, "headers": without_signatures(envelope["headers"])})
 
 
 def subscription(s: Subscription) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -66,6 +67,16 @@ class UnsupportedEvent(PermanentError):
     """An event type the normalizer has no canonical meaning for."""
 
 
+class ContradictedEvent(PermanentError):
+    """The channel's unsigned topic header claims what its signed body does not show: a captured body
+    sent again under another topic (Shopify and WooCommerce sign the body only)."""
+
+
+# What a Shopify order body shows once its payment was taken (later refunds keep it taken).
+SHOPIFY_PAID = frozenset({"paid", "partially_paid", "partially_refunded", "refunded"})
+WOO_DELETED = frozenset({"trash", "cancelled"})
+
+
 @dataclass(frozen=True)
 class CanonicalEvent:
     event_id: str
@@ -84,6 +95,9 @@ class CanonicalEvent:
     payment_reference: str | None = None
     # True when the event carries a full order snapshot (customer, items, addresses) to keep.
     has_snapshot: bool = False
+    # Channels that sign only the body (Shopify, WooCommerce): a digest of the topic and the signed body,
+    # so the same body sent again under a fresh (unsigned) webhook id is still a duplicate.
+    body_digest: str | None = None
 
     def to_avro(self, sequence: int, status: str) -> dict[str, Any]:
         amounts = {k: self.amounts.get(k) for k in ("total", "subtotal", "tax", "shipping", "discount", "paid")}
@@ -130,9 +144,11 @@ def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
     kind = channel_kind(headers)
     try:
         if kind == "shopify":
-            return _shopify(envelope, headers.get("x-shopify-topic", ""), payload)
+            topic = headers.get("x-shopify-topic", "")
+            return replace(_shopify(envelope, topic, payload), body_digest=body_digest(topic, envelope["body"]))
         if kind == "woocommerce":
-            return _woocommerce(envelope, headers.get("x-wc-webhook-topic", ""), payload)
+            topic = headers.get("x-wc-webhook-topic", "")
+            return replace(_woocommerce(envelope, topic, payload), body_digest=body_digest(topic, envelope["body"]))
         if kind == "stripe":
             return _stripe(envelope, payload)
         return _custom(envelope, payload)
@@ -141,6 +157,28 @@ def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
             f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise InvalidPayload(f"{kind} payload of {envelope['event_type']!r} is invalid: {problems}") from exc
+
+
+def body_digest(topic: str, body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(topic.encode() + b"\n" + body).hexdigest()
+
+
+def _contradicted(channel: str, topic: str, reason: str) -> ContradictedEvent:
+    return ContradictedEvent(
+        f"{channel} topic {topic!r} (an unsigned header) is contradicted by the signed body: {reason};"
+        " a captured body sent again under another topic is refused"
+    )
+
+
+def _shopify_claim(kind: str, order: ShopifyOrder) -> str | None:
+    """Why the signed order body does not show what the topic claims, or None if it does."""
+    if kind == "order.paid" and order.financial_status not in SHOPIFY_PAID:
+        return f"financial_status is {order.financial_status!r}, not paid"
+    if kind == "order.fulfilled" and order.fulfillment_status != "fulfilled":
+        return f"fulfillment_status is {order.fulfillment_status!r}, not fulfilled"
+    if kind == "order.cancelled" and order.cancelled_at is None:
+        return "cancelled_at is empty"
+    return None
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -179,8 +217,13 @@ def _shopify(envelope: dict[str, Any], topic: str, payload: Any) -> CanonicalEve
     }
     if topic == "refunds/create":
         refund = ShopifyRefund.model_validate(payload)
+        if base["order_id"] != f"{envelope['channel']}:{refund.order_id}":
+            raise _contradicted("Shopify", topic, f"the refund is of order {refund.order_id}, not {base['order_id']}")
         return CanonicalEvent(**base, type=kind, occurred_at=refund.created_at)
     order = ShopifyOrder.model_validate(payload)
+    contradiction = _shopify_claim(kind, order)
+    if contradiction is not None:
+        raise _contradicted("Shopify", topic, contradiction)
     customer = order.customer
     tracking = [
         {"carrier": f.tracking_company, "number": f.tracking_number, "url": f.tracking_url}
@@ -240,6 +283,8 @@ def _woocommerce(envelope: dict[str, Any], topic: str, payload: Any) -> Canonica
         paid_now = order.status == "processing" and order.date_paid_gmt is not None
         kind = WOO_STATUS.get(order.status, "order.paid" if paid_now else "order.updated")
     elif topic == "order.deleted":
+        if order.status not in WOO_DELETED:
+            raise _contradicted("WooCommerce", topic, f"the order's status is {order.status!r}, not trash or cancelled")
         kind = "order.cancelled"
     else:
         raise UnsupportedEvent(f"WooCommerce topic {topic!r} has no canonical order event")

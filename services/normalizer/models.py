@@ -67,6 +67,7 @@ class ShopifyOrder(Lenient):
     total_tax: Decimal | None = None
     total_discounts: Decimal | None = None
     financial_status: str | None = None
+    fulfillment_status: str | None = None
     cancelled_at: datetime | None = None
     customer: ShopifyCustomer | None = None
     shipping_address: ShopifyAddress | None = None

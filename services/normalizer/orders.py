@@ -143,10 +143,13 @@ def _verdict(state: OrderState, event: CanonicalEvent) -> tuple[str, str] | None
     needed = REQUIRES[event.type]
     if needed is not None and not state.has(needed):
         return "held", needed
-    if event.type == "order.updated" and state.source_updated_at and event.occurred_at < state.source_updated_at:
+    # An update must be newer than what the order shows: one of the same time repeats it, an older one
+    # (late, or a captured body sent again) would roll it back. Lifecycle events are not held to this:
+    # a payment delivered after a later update is still the payment.
+    if event.type == "order.updated" and state.source_updated_at and event.occurred_at <= state.source_updated_at:
         return (
             "stale",
-            f"updated_at {event.occurred_at.isoformat()} is older than {state.source_updated_at.isoformat()}",
+            f"updated_at {event.occurred_at.isoformat()} is not newer than {state.source_updated_at.isoformat()}",
         )
     return None
 

@@ -208,6 +208,36 @@ async def test_poison_records_go_to_the_raw_dlq_and_the_partition_keeps_flowing(
     assert _by_order(events)["shopify:3003"] == [(1, "order.created"), (2, "order.paid")]
 
 
+async def test_a_captured_signed_body_sent_again_under_a_fresh_id_or_a_forged_topic_changes_nothing(
+    pipeline: Pipeline, producer: Producer, kafka_bootstrap: str
+) -> None:
+    """Shopify signs only the body: the webhook id and the topic are unsigned headers anyone holding a
+    captured body can change. A fresh id is still a duplicate (the body's digest), a forged topic the
+    body contradicts is a dead letter naming why."""
+    raw = pipeline.settings.raw_topic
+    service = pipeline.service()
+    async with service:
+        await publish(
+            producer,
+            raw,
+            envelope("shopify_orders_create", event_id="create", order=4004),
+            envelope("shopify_orders_create", event_id="create-again", order=4004),
+            envelope("shopify_orders_create", event_id="forged-paid", order=4004, topic="orders/paid"),
+            envelope("shopify_orders_paid", event_id="paid", order=4004),
+            envelope("shopify_orders_paid", event_id="paid-again", order=4004),
+            envelope("shopify_orders_create", event_id="next-order", order=4005),
+        )
+        events = await pipeline.canonical(expect=3)
+        letters = await list_dead_letters(kafka_bootstrap, service.db, service.names.service, service.names.dlq_topic)
+    assert _by_order(events) == {
+        "shopify:4004": [(1, "order.created"), (2, "order.paid")],
+        "shopify:4005": [(1, "order.created")],
+    }
+    assert sorted(e["event_id"] for e in events) == ["create", "next-order", "paid"]
+    assert [(d.event_id, d.reason.split(":", 1)[0]) for d in letters] == [("forged-paid", "ContradictedEvent")]
+    assert "financial_status is 'pending', not paid" in letters[0].reason
+
+
 async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event(
     pipeline: Pipeline, producer: Producer
 ) -> None:

@@ -103,7 +103,11 @@ async def dead_letters(ctx: Context, request: Request, token: Token) -> Response
     consumer, group = _queue(ctx, request)
     letters = await _letters(ctx, consumer, group.dlq_topic)
     return JSONResponse(
-        {"consumer": consumer, "topic": group.dlq_topic, "dead_letters": [views.letter(d) for d in letters]}
+        {
+            "consumer": consumer,
+            "topic": group.dlq_topic,
+            "dead_letters": [views.letter(d, signatures=token.allows("admin")) for d in letters],
+        }
     )
 
 

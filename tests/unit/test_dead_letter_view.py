@@ -1,0 +1,47 @@
+"""A read token listing the normalizer's dead letters sees each raw webhook, but never its signature:
+a signed body with its signature is a webhook anyone could send again."""
+
+from __future__ import annotations
+
+import base64
+
+from hookstream.consumer.dlq import DeadLetter
+from hookstream_services.admin.views import letter
+
+from tests.normalizer_helpers import RAW, envelope
+from tests.signing import load_sample, sign
+
+
+def _dead_raw_webhook() -> tuple[DeadLetter, str]:
+    headers, body = load_sample("shopify_orders_create")
+    signed = {k.lower(): v for k, v in sign("shopify", headers, body).items()}
+    raw = envelope("shopify_orders_create") | {"headers": signed, "body": body}
+    value = RAW.encode(raw)
+    return DeadLetter("webhooks.raw.v1.dlq", 0, 7, "shopify:1", value, list(RAW.headers), 0), signed[
+        "x-shopify-hmac-sha256"
+    ]
+
+
+def _shown(view: dict[str, object]) -> dict[str, object]:
+    payload = str(view["payload"])
+    value = base64.b64decode(payload) if view["payload_encoding"] == "base64" else payload.encode()
+    return RAW.decode(value, list(RAW.headers))
+
+
+def test_below_admin_a_raw_webhook_is_shown_without_its_signature() -> None:
+    dead, signature = _dead_raw_webhook()
+    shown = _shown(letter(dead))
+    assert signature not in str(letter(dead))
+    assert shown["headers"]["x-shopify-hmac-sha256"] == "(redacted)"
+    assert shown["headers"]["x-shopify-topic"] == "orders/create"  # the rest stays, for the diagnosis
+    assert shown["body"] == RAW.decode(dead.value or b"", dead.headers)["body"]
+
+
+def test_an_admin_sees_the_envelope_as_it_was() -> None:
+    dead, signature = _dead_raw_webhook()
+    assert _shown(letter(dead, signatures=True))["headers"]["x-shopify-hmac-sha256"] == signature
+
+
+def test_a_letter_that_is_no_raw_webhook_is_shown_unchanged() -> None:
+    dead = DeadLetter("hookstream.crm.dlq", 0, 1, "k", b"\xff\x01not avro", [], 0)
+    assert base64.b64decode(str(letter(dead)["payload"])) == b"\xff\x01not avro"
