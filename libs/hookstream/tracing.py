@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from hookstream import redact
 from hookstream.errors import ConfigurationError
 from hookstream.lifecycle import Lifecycle
 
@@ -215,7 +216,7 @@ def calling(method: str, url: str) -> Iterator[Call]:
         yield Call(carried, None) if carried else _UNTRACED
         return
     parts = urlsplit(url)
-    attributes: dict[str, str | int] = {"http.request.method": method, "url.full": url}
+    attributes: dict[str, str | int] = {"http.request.method": method, "url.full": redact.url(url)}
     if parts.hostname:
         attributes["server.address"] = parts.hostname
     attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from hookstream import redact
 from hookstream.connectors.email import Mailer, SmtpEndpoint
 from hookstream.consumer import Record
 from hookstream.consumer.retry import parse_delay
@@ -142,11 +143,13 @@ class Alerting(Lifecycle):
         except (aiohttp.ClientError, TimeoutError, HookstreamError, LookupError, OSError) as exc:
             retries_left = notifier is not None and n.attempts <= len(self.retry_delays_s)
             retry_in_s = self.retry_delays_s[n.attempts - 1] if retries_left else None
+            # aiohttp's errors quote the URL, and a Slack webhook URL is its own secret.
+            error = redact.urls_in(f"{type(exc).__name__}: {exc}", keep_path=False)
             log.warning(
                 "alert not delivered",
-                extra={"notifier": n.notifier, "attempt": n.attempts, "retry_in_s": retry_in_s, "error": str(exc)},
+                extra={"notifier": n.notifier, "attempt": n.attempts, "retry_in_s": retry_in_s, "error": error},
             )
-            await self.store.failed(n, f"{type(exc).__name__}: {exc}", retry_in_s=retry_in_s)
+            await self.store.failed(n, error, retry_in_s=retry_in_s)
             return False
         await self.store.sent(n)
         return True

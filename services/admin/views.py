@@ -6,6 +6,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+from hookstream import redact
 from hookstream.avro import SchemaStore
 from hookstream.consumer.dlq import DeadLetter
 from hookstream.errors import SchemaError
@@ -54,14 +55,15 @@ def _redacted_envelope(value: bytes, headers: list[tuple[str, bytes]]) -> bytes:
 
 
 def subscription(s: Subscription) -> dict[str, Any]:
-    """A subscription as the API shows it: never its secrets (only how many are active)."""
+    """A subscription as the API shows it (and the audit log keeps it): never its secrets (only how many
+    are active), its custom headers' values or credentials in its URL."""
     return {
         "id": s.id,
         "name": s.name,
-        "url": s.url,
+        "url": redact.url(s.url),
         "event_types": s.event_types,
         "content_type": s.content_type,
-        "headers": s.headers,
+        "headers": redact.header_values(s.headers),
         "timeout_ms": s.timeout_ms,
         "rate_limit_per_s": s.rate_limit_per_s,
         "enabled": s.enabled,

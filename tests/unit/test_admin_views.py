@@ -1,4 +1,5 @@
-"""A read token listing the normalizer's dead letters sees each raw webhook, but never its signature:
+"""What the admin shows back never carries a secret. A read token listing the normalizer's dead letters
+sees each raw webhook, but never its signature:
 a signed body with its signature is a webhook anyone could send again."""
 
 from __future__ import annotations
@@ -6,7 +7,8 @@ from __future__ import annotations
 import base64
 
 from hookstream.consumer.dlq import DeadLetter
-from hookstream_services.admin.views import letter
+from hookstream.store.subscriptions import Subscription
+from hookstream_services.admin.views import letter, subscription
 
 from tests.normalizer_helpers import RAW, envelope
 from tests.signing import load_sample, sign
@@ -45,3 +47,21 @@ def test_an_admin_sees_the_envelope_as_it_was() -> None:
 def test_a_letter_that_is_no_raw_webhook_is_shown_unchanged() -> None:
     dead = DeadLetter("hookstream.crm.dlq", 0, 1, "k", b"\xff\x01not avro", [], 0)
     assert base64.b64decode(str(letter(dead)["payload"])) == b"\xff\x01not avro"
+
+
+def test_a_subscription_is_shown_and_audited_without_credentials() -> None:
+    """Custom headers are often the partner's Authorization; a URL may carry userinfo or a token."""
+    sub = Subscription(
+        id="sub_1",
+        name="erp",
+        url="https://erp:pa55@erp.example/hooks?api_key=k-123",
+        event_types=["order.*"],
+        secrets=[],
+        headers={"Authorization": "Bearer partner-key"},
+    )
+    shown = subscription(sub)
+    assert shown["headers"] == {"Authorization": "***"}
+    assert shown["url"] == "https://erp.example/hooks?api_key=***"
+    assert "pa55" not in str(shown)
+    assert "partner-key" not in str(shown)
+    assert "k-123" not in str(shown)
