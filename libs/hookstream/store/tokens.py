@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets as _random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from hookstream.db import Database
@@ -36,6 +36,7 @@ class Token:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
     def allows(self, needed: Literal["read", "write", "admin"]) -> bool:
         """Whether an operator token's scope covers ``needed`` (partner tokens are checked per resource)."""
@@ -50,15 +51,18 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-_COLUMNS = "id, name, scope, subscription_id, created_at, last_used_at, revoked_at"
+_COLUMNS = "id, name, scope, subscription_id, created_at, last_used_at, revoked_at, expires_at"
 
 
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, name: str, scope: str, *, subscription_id: str | None = None) -> tuple[Token, str]:
-        """A new token and its secret, which is not stored and cannot be shown again."""
+    async def create(
+        self, name: str, scope: str, *, subscription_id: str | None = None, expires_at: datetime | None = None
+    ) -> tuple[Token, str]:
+        """A new token and its secret, which is not stored and cannot be shown again; after ``expires_at``
+        (if given) it answers as a revoked one would."""
         if scope not in SCOPES:
             raise InvalidToken(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         if (scope == "partner") != (subscription_id is not None):
@@ -69,6 +73,8 @@ class TokenStore:
             )
         if not name.strip():
             raise InvalidToken("give the token a name saying who or what uses it")
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise InvalidToken("the expiry is in the past: give a time to come (e.g. --expires-in 30d)")
         secret = PREFIX + _random.token_urlsafe(32)
         token_id = "tok_" + _random.token_hex(6)
         async with self.db.connection() as conn:
@@ -79,9 +85,9 @@ class TokenStore:
                         f"no subscription {subscription_id!r}; `hookstream subscriptions list` shows them"
                     )
             cur = await conn.execute(
-                f"""INSERT INTO api_tokens (id, name, scope, subscription_id, token_hash)
-                    VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",  # noqa: S608 - fixed columns
-                (token_id, name.strip(), scope, subscription_id, _digest(secret)),
+                f"""INSERT INTO api_tokens (id, name, scope, subscription_id, token_hash, expires_at)
+                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",  # noqa: S608 - fixed columns
+                (token_id, name.strip(), scope, subscription_id, _digest(secret), expires_at),
             )
             row = await cur.fetchone()
         assert row is not None
@@ -108,13 +114,14 @@ class TokenStore:
         return Token(**row)  # type: ignore[arg-type]
 
     async def authenticate(self, secret: str) -> Token | None:
-        """The live token with this secret, or None (unknown, malformed or revoked)."""
+        """The live token with this secret, or None (unknown, malformed, revoked or expired)."""
         if not secret.startswith(PREFIX) or len(secret) > 200:
             return None
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""UPDATE api_tokens SET last_used_at = now()
-                    WHERE token_hash = %s AND revoked_at IS NULL RETURNING {_COLUMNS}""",  # noqa: S608
+                    WHERE token_hash = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                    RETURNING {_COLUMNS}""",  # noqa: S608
                 (_digest(secret),),
             )
             row = await cur.fetchone()
