@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ from hookstream.kafka import Producer, TopicAdmin, TopicSpec
 from hookstream.kafka.headers import EVENT_ID, ORIGINAL_TOPIC
 from hookstream.sensors import Sensors
 from hookstream.sensors.prometheus import PrometheusSensor
+from hookstream.store.audit import AuditLog
 
 from tests.waiting import until
 
@@ -274,6 +276,12 @@ async def test_dlq_cli_lists_and_redrives(
         code, stdout, _ = await _cli("dlq", "redrive", service_name, "--position", "0:0", env=env)
         assert code == 0, stdout
         assert "Redrove 1 dead letter(s)" in stdout
+        [entry] = await AuditLog(db).recent(target=service_name)
+        assert (entry.actor, entry.action, entry.after) == (
+            f"cli:{getpass.getuser()}",
+            "dead_letters.redrive",
+            {"redriven": ["0:0"]},
+        )
         await until(lambda: handler.order("P") == ["p2", "p1"], what="the redriven p1")
 
         code, stdout, _ = await _cli("dlq", "list", service_name, env=env)

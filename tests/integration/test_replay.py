@@ -4,6 +4,7 @@ again; idempotent steps make that repeat no effect. A running group is refused w
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import subprocess
 import sys
@@ -81,6 +82,13 @@ async def test_replay_reads_the_input_again_and_repeats_no_effect(
     done = await asyncio.to_thread(hookstream, env, "replay", name, "--to-datetime", since.isoformat())
     assert done.returncode == 0, done.stderr
     assert "reset: 102 record(s)" in done.stdout
+    async with Database(migrated_database_url) as db:
+        [entry] = await AuditLog(db).recent(target=name)
+    assert (entry.actor, entry.action, entry.after["to"]) == (
+        f"cli:{getpass.getuser()}",
+        "consumer.replay",
+        since.isoformat(),
+    )
 
     calls_before = len(sandbox.sandbox.calls)
     await run_until_read(len(events))  # every event read again ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 from hookstream.avro import SchemaStore
 from hookstream.db import Database
+from hookstream.store.audit import AuditLog
 from hookstream.store.risk import RiskStore, VerdictTopic
 from hookstream_services.risk.service import RiskService, RiskSettings
 from hookstream_tools.sandbox import Sandbox, SandboxServers
@@ -116,6 +118,12 @@ async def test_risky_orders_are_held_flagged_once_and_released_or_cancelled_by_a
             assert unknown.returncode == 1
             assert "order shopify:99 has no risk assessment" in unknown.stderr
 
+            async with Database(migrated_database_url) as db:  # the CLI's decisions are audited
+                decided = [(e.actor, e.action, e.target) for e in reversed(await AuditLog(db).recent())]
+            assert decided == [
+                (f"cli:{getpass.getuser()}", "order.risk_released", "shopify:2"),
+                (f"cli:{getpass.getuser()}", "order.risk_cancelled", "shopify:6"),
+            ]
             verdicts = await asyncio.to_thread(_verdicts, kafka_bootstrap, settings.verdict_topic, 9)
             assert verdicts["shopify:2"] == [("held", 65), ("released", 65)]
             assert verdicts["shopify:6"] == [("held", 60), ("cancelled", 60)]

@@ -53,3 +53,12 @@ def audited(store: Callable[[Any], S], change: Callable[[S, Note], Awaitable[T]]
 def _plain(value: object) -> Any:
     """JSON as the audit log keeps it (times as ISO strings)."""
     return None if value is None else json.loads(json.dumps(value, default=str))
+
+
+def record(action: str, target: str, after: object) -> None:
+    """Audit what was done on Kafka (a redrive, a replay): written right after it succeeded, as the admin does."""
+
+    async def note_only(_: None, note: Note) -> None:
+        await note(action, target, None, after)
+
+    audited(lambda _db: None, note_only)

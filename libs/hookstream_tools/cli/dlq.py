@@ -10,6 +10,7 @@ import click
 from hookstream.settings import StackSettings
 from hookstream_schemas.topics import dlq_topic
 
+from hookstream_tools.cli.audit import record
 from hookstream_tools.cli.common import Group, err, out, require_migrated
 
 
@@ -109,4 +110,5 @@ def dlq_redrive(
                 return await redrive(producer, db, service, chosen, on_progress=lambda d: progress.advance(task))
 
     sent = asyncio.run(send())
+    record("dead_letters.redrive", service, {"redriven": [d.position for d in chosen]})
     out.print(f"Redrove {sent} dead letter(s) to hookstream.{service}.redrive; {service} processes them next.")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from hookstream.settings import StackSettings
 
+from hookstream_tools.cli.audit import Note, audited
 from hookstream_tools.cli.common import Group, out, require_migrated
 
 
@@ -54,8 +55,16 @@ def orders_held(service: str, topic: str | None) -> None:
 
 
 def _decide(order_id: str, verdict: str, by: str | None, service: str, topic: str | None) -> None:
+    from hookstream.store.risk import RiskStore
+
     who = by or getpass.getuser()
-    decided = asyncio.run(_with_store(service, topic, lambda store: store.decide(order_id, verdict, who)))
+
+    async def decide(store: Any, note: Note) -> Any:
+        decided = await store.decide(order_id, verdict, who)
+        await note(f"order.risk_{verdict}", order_id, {"verdict": "held"}, {"verdict": verdict, "by": who})
+        return decided
+
+    decided = audited(lambda db: RiskStore(db, _where(service, topic)), decide)
     follow = "fulfillment may start" if verdict == "released" else "fulfillment will not start"
     out.print(f"{decided.order_id} {verdict} by {who}; {follow} once `hookstream run {service}` publishes it.")
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 from hookstream.settings import StackSettings
 
+from hookstream_tools.cli.audit import record
 from hookstream_tools.cli.common import fail, out
 
 
@@ -54,6 +55,7 @@ def replay(consumer: str, to: str, dry_run: bool) -> None:
         out.print(f"dry run: {total} record(s) would be read again; nothing changed")
         return
     admin.reset(group.group, plan, service=consumer)
+    record("consumer.replay", consumer, {"to": to, "partitions": {p.partition: p.target for p in plan}})
     out.print(f"reset: {total} record(s) will be read again when {consumer} starts")
 
 
