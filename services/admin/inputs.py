@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from hookstream.http.outbound import ssrf
 from hookstream.store.deliveries import DeliveryStatus
 from hookstream.store.subscriptions import MAX_RATE_PER_S, MIN_RATE_PER_S
 from hookstream_services.admin.errors import ApiError
@@ -110,6 +111,20 @@ def unstorable(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def target(url: str | None, allow: frozenset[str]) -> None:
+    """A URL whose host is an address the sender would refuse, in any form it is written, is refused when saved.
+
+    A name is not: what it resolves to may change by the time it is sent, where it is checked again."""
+    if url is None:
+        return
+    try:
+        ssrf.target(url, allow)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", f"url: not a URL ({exc}); e.g. https://partner.example/hooks") from None
+    except ssrf.UnsafeTarget as exc:
+        raise ApiError(422, "invalid", f"url: {exc}") from None
 
 
 def only_params(given: Any, allowed: set[str]) -> None:

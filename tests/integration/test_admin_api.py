@@ -55,7 +55,10 @@ class World:
 
 
 @pytest.fixture
-async def world(kafka_bootstrap: str, migrated_database_url: str, unique_name: str) -> AsyncIterator[World]:
+async def world(
+    kafka_bootstrap: str, migrated_database_url: str, unique_name: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    allow_targets = getattr(request, "param", ["loopback"])  # tests send to local servers; parametrize to refuse
     async with Database(migrated_database_url) as db:
         subs = SubscriptionStore(db)
         a = await subs.add(name="partner a", url="https://a.example/hooks", event_types=["order.*"])
@@ -73,7 +76,7 @@ async def world(kafka_bootstrap: str, migrated_database_url: str, unique_name: s
         failed_a, delivered_b = delivery_id(a.id, "evt-a1"), delivery_id(b.id, "evt-b1")
         await log.record(failed_a, AttemptRecord(500, 41, "upstream exploded", "HTTP 500"), DeliveryStatus.FAILED)
         await log.record(delivered_b, AttemptRecord(200, 12, "ok", None), DeliveryStatus.DELIVERED)
-        settings = AdminSettings(port=0, deliveries_topic=f"{unique_name}.deliveries", allow_targets=["loopback"])
+        settings = AdminSettings(port=0, deliveries_topic=f"{unique_name}.deliveries", allow_targets=allow_targets)
         async with AdminService(kafka_bootstrap, migrated_database_url, settings=settings) as admin:
             yield World(admin.server.url, db, tokens, a.id, b.id, failed_a, delivered_b, settings.deliveries_topic)
 
@@ -372,6 +375,59 @@ async def test_a_test_event_is_signed_sent_now_and_its_answer_explained(world: W
         assert body["explanation"].startswith("DNS: the endpoint's host name does not resolve")
         assert (await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "partner_a"))[0] == 404
         assert (await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "read"))[0] == 403
+    finally:
+        await runner.cleanup()
+
+
+INTERNAL_FORMS = ["[::1%251]", "2130706433"]  # ::1 with a zone id, 127.0.0.1 as one number
+
+
+@pytest.mark.parametrize("world", [[]], indirect=True, ids=["nothing-allowed"])
+async def test_a_url_naming_an_internal_address_in_any_form_is_refused_when_saved(world: World) -> None:
+    for host in INTERNAL_FORMS:
+        new = {"name": "sneaky", "url": f"http://{host}:8080/", "event_types": ["order.*"]}
+        status, body, _ = await world.call("POST", "/api/v1/subscriptions", "write", body=new)
+        assert (status, body["error"]) == (422, "invalid"), body
+        assert body["detail"].startswith(f"url: {host.strip('[]')} resolves to ")
+        assert "(loopback address): refused to prevent SSRF" in body["detail"]
+        change = {"url": new["url"]}
+        status, body, _ = await world.call("PATCH", f"/api/v1/subscriptions/{world.sub_a}", "write", body=change)
+        assert (status, body["error"]) == (422, "invalid"), body
+    status, shown, _ = await world.call("GET", f"/api/v1/subscriptions/{world.sub_a}", "read")
+    assert shown["url"] == "https://a.example/hooks"
+    status, body, _ = await world.call("GET", "/api/v1/subscriptions", "read")
+    assert "sneaky" not in {s["name"] for s in body["subscriptions"]}
+
+
+@pytest.mark.parametrize("world", [[]], indirect=True, ids=["nothing-allowed"])
+async def test_a_test_send_to_an_internal_address_saved_behind_the_apis_back_is_refused(world: World) -> None:
+    heard: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        heard.append(request.path)
+        return web.Response(text="internal secret")
+
+    app = web.Application()
+    app.router.add_post("/hooks", internal)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    for listen in ("127.0.0.1", "::1"):
+        await web.TCPSite(runner, listen, port).start()
+    try:
+        for host in INTERNAL_FORMS:
+            sub = await SubscriptionStore(world.db).add(
+                name=f"saved as {host}", url=f"http://{host}:{port}/hooks", event_types=["order.*"]
+            )
+            _, world.tokens[host] = await TokenStore(world.db).create(
+                f"{host} portal", "partner", subscription_id=sub.id
+            )
+            status, body, _ = await world.call("POST", f"/api/v1/subscriptions/{sub.id}/test", host)
+            assert status == 200
+            assert (body["delivered"], body["status_code"], body["response_excerpt"]) == (False, None, None), body
+            assert "refused to prevent SSRF" in body["error"]
+            assert "internal secret" not in json.dumps(body)
+        assert heard == []
     finally:
         await runner.cleanup()
 

@@ -28,3 +28,19 @@ def test_header_values_are_masked_names_kept() -> None:
         "Authorization": "***",
         "X-Tenant": "***",
     }
+
+
+async def test_a_failed_attempt_keeps_no_credentials_of_the_url_in_the_delivery_log() -> None:
+    from hookstream.http.outbound.sender import Sender
+
+    sender = Sender(allow_targets=frozenset({"loopback"}))
+    await sender.start()
+    try:
+        attempt = await sender.post("http://bob:pa55@127.0.0.1:1/x?token=abc%zz", b"{}", {}, timeout_ms=2_000)
+        broken = await sender.post("http://bob:pa55@[::1/x?token=abc", b"{}", {}, timeout_ms=2_000)
+    finally:
+        await sender.stop()
+    for failed in (attempt, broken):
+        assert failed.error
+        assert "pa55" not in failed.error
+        assert "abc" not in failed.error

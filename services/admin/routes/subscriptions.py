@@ -40,6 +40,7 @@ async def get_subscription(ctx: Context, request: Request, token: Token) -> Resp
 async def create_subscription(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "write")
     body = await inputs.body(request, inputs.NewSubscription)
+    inputs.target(body.url, ctx.sender.allow_targets)
     try:
         async with ctx.change(token) as change:
             created = await change.subscriptions.add(**body.model_dump())
@@ -57,6 +58,7 @@ async def update_subscription(ctx: Context, request: Request, token: Token) -> R
     nulls = sorted(k for k, v in changes.items() if v is None and k != "rate_limit_per_s")
     if nulls:
         raise ApiError(422, "invalid", f"{nulls[0]}: leave it out to keep it; null is only for rate_limit_per_s")
+    inputs.target(changes.get("url"), ctx.sender.allow_targets)
     try:
         async with ctx.change(token) as change:
             after = await change.subscriptions.update(before.id, **changes)

@@ -2,8 +2,9 @@
 
 aiohttp with one pooled session; TLS verification stays on. The SSRF guard sits in the
 resolver, so the address the connection uses is the one that was checked; IP-literal hosts
-(which aiohttp does not resolve) are checked before the request, and redirects are followed by
-hand (at most ``MAX_REDIRECTS``) so each hop is checked too.
+(which aiohttp does not resolve) are checked before the request, in any form they are written, and
+redirects are followed by hand (at most ``MAX_REDIRECTS``) so each hop is checked too. Last, the
+connector checks the address each new connection reached, before anything is sent on it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
 
-from hookstream import tracing
-from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses
+from hookstream import redact, tracing
+from hookstream.http.outbound.ssrf import UnsafeTarget, check_addresses, target
 from hookstream.http.retry_after import retry_after_ms
 from hookstream.store.deliveries import AttemptRecord
 
@@ -59,6 +61,28 @@ class GuardedResolver(AbstractResolver):
         await self.inner.close()
 
 
+class GuardedConnector(aiohttp.TCPConnector):
+    """Checks the address a new connection reached, whatever parsing and resolving decided before."""
+
+    def __init__(self, allow: frozenset[str], **options: Any) -> None:
+        super().__init__(resolver=GuardedResolver(allow), **options)
+        self.allow = allow
+
+    async def _wrap_create_connection(
+        self, *args: Any, req: aiohttp.ClientRequest, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        transport, protocol = await super()._wrap_create_connection(*args, req=req, **kwargs)
+        peer = transport.get_extra_info("peername")
+        try:
+            if not peer:
+                raise UnsafeTarget(f"{req.host}: the connection's peer address is unknown")
+            check_addresses(req.host, [peer[0]], self.allow)
+        except UnsafeTarget:
+            transport.abort()
+            raise
+        return transport, protocol
+
+
 class Sender:
     def __init__(
         self,
@@ -76,10 +100,10 @@ class Sender:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
+            connector = GuardedConnector(
+                self.allow_targets,
                 limit=self.max_connections,
                 limit_per_host=self.max_per_host,
-                resolver=GuardedResolver(self.allow_targets),
                 ttl_dns_cache=10,  # answers are checked when resolved; re-resolve (and re-check) after 10 s
             )
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
@@ -108,12 +132,13 @@ class Sender:
     async def _post(self, url: str, body: bytes, headers: dict[str, str], started: float) -> Attempt:
         assert self._session is not None
         for _ in range(MAX_REDIRECTS + 1):
-            host = urlsplit(url).hostname or ""
-            if _is_ip(host):
-                check_addresses(host, [host], self.allow_targets)
+            try:
+                checked = target(url, self.allow_targets)  # the very URL aiohttp is given: no second parse
+            except ValueError as exc:
+                raise aiohttp.InvalidUrlClientError(url, str(exc)) from None
             with tracing.calling("POST", url) as call:
                 sent = {**headers, **call.headers} if call.headers else headers
-                async with self._session.post(url, data=body, headers=sent, allow_redirects=False) as response:
+                async with self._session.post(checked, data=body, headers=sent, allow_redirects=False) as response:
                     excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", "replace")
                     status = response.status
                     call.answered(status)
@@ -144,15 +169,9 @@ class Sender:
         wait: int | None = None,
     ) -> Attempt:
         latency_ms = int((time.perf_counter() - started) * 1000)
+        if error is not None:  # an error that quotes the URL must not put its credentials in the delivery log
+            error = redact.urls_in(error)
         return Attempt(status, latency_ms, excerpt, error, verdict=verdict, retry_after_ms=wait)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
 
 
 def _unsafe_cause(exc: BaseException) -> UnsafeTarget | None:

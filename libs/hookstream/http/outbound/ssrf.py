@@ -2,7 +2,8 @@
 
 The host is resolved and every address it resolves to is checked, because a public name can
 point at 127.0.0.1. The caller connects to the checked address (and checks again after every
-redirect), so a second DNS answer cannot swap it for a private one.
+redirect), so a second DNS answer cannot swap it for a private one. A host that is an address is
+checked in whatever form it is written (``target``), and the caller checks the connected peer too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from yarl import URL
 
 from hookstream.errors import PermanentError
 
@@ -49,6 +52,28 @@ def category(address: IPAddress) -> str | None:
 
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_LOCALHOST = ipaddress.IPv4Address("127.0.0.1")
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a URL's host stands for without asking DNS, or None for a name to resolve.
+
+    Reads every form a resolver takes: inet_aton's legacy IPv4 (2130706433, 0177.0.0.1, 0x7f.1, 127.1),
+    trailing dots, percent-encoding, IPv6 with a zone id (raw or as %25), and RFC 6761's localhost names.
+    """
+    text = host.strip("[]")
+    if ":" in text:  # aiohttp connects to any host with a colon as an address, without resolving it
+        try:
+            return ipaddress.IPv6Address(text.partition("%")[0])  # the zone id names an interface, not an address
+        except ValueError:
+            raise UnsafeTarget(f"{host!r} is neither an IP address nor a host name") from None
+    name = unquote(text).rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return _LOCALHOST
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except (OSError, ValueError):  # ValueError: a NUL
+        return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -69,6 +94,19 @@ def check_addresses(host: str, addresses: Iterable[str], allow: frozenset[str] =
             )
         checked.append(str(address))
     return checked
+
+
+def target(url: str, allow: frozenset[str] = frozenset()) -> URL:
+    """The URL as aiohttp reads it, refused if its host is an address in a refused category.
+
+    Raises ValueError if it is no URL. Names are checked when resolved, as their answer may change.
+    """
+    parsed = URL(url)
+    host = parsed.raw_host or ""
+    address = literal_address(host)
+    if address is not None:
+        check_addresses(host, [str(address)], allow)
+    return parsed
 
 
 async def resolve_safe(url: str, allow: frozenset[str] = frozenset()) -> list[str]:
