@@ -5,10 +5,10 @@ Every refusal is an ``ApiError`` naming the field and what a valid value looks l
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from hookstream import jsonbody
 from hookstream.http.outbound import ssrf
 from hookstream.store.deliveries import DeliveryStatus
 from hookstream.store.subscriptions import MAX_RATE_PER_S, MIN_RATE_PER_S
@@ -77,9 +77,9 @@ async def body(request: Request, model: type[M], *, empty_ok: bool = False) -> M
     if not raw.strip() and empty_ok:
         return model()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_request", "the body must be a JSON object") from None
+        data = jsonbody.loads(raw)
+    except jsonbody.InvalidJson as exc:
+        raise ApiError(400, "bad_request", f"the body must be a JSON object ({exc})") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     bad = unstorable(data)

@@ -9,7 +9,6 @@ when to retry; a 200 is only sent once the broker has acknowledged the record.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -18,6 +17,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+from hookstream import jsonbody
 from hookstream.errors import HookstreamError, ProducerQueueFull
 from hookstream.lifecycle import Lifecycle
 from hookstream.ratelimit import TokenBucket
@@ -170,8 +170,8 @@ class Ingress:
                 )
 
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            payload = jsonbody.loads(body)
+        except jsonbody.InvalidJson as exc:
             return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
         try:
             described = channel.describe(headers, payload, body)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from hookstream import jsonbody
 from hookstream.errors import PermanentError
 from hookstream_services.normalizer.models import (
     CanonicalType,
@@ -138,8 +138,8 @@ def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
     if isinstance(received, datetime):
         envelope = {**envelope, "received_at": int(received.timestamp() * 1000)}
     try:
-        payload = json.loads(envelope["body"])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = jsonbody.loads(envelope["body"])
+    except jsonbody.InvalidJson as exc:
         raise InvalidPayload(f"body is not JSON: {exc}") from exc
     kind = channel_kind(headers)
     try:

@@ -2,12 +2,14 @@
 
 XML mapping: root ``<event>``; a field becomes an element of the same name in schema order; a
 record nests; a list repeats a singular child element (``items/item``, ``tracking/tracking_number``);
-null fields are left out; timestamps are RFC 3339 UTC with milliseconds.
+null fields are left out; timestamps are RFC 3339 UTC with milliseconds. A character XML 1.0 cannot
+carry (a control character, a lone surrogate, U+FFFE/U+FFFF) becomes U+FFFD.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,11 @@ from hookstream.store.subscriptions import Subscription
 
 LIST_ITEM = {"items": "item", "tracking": "tracking_number"}
 USER_AGENT = "hookstream/0.1 (+https://github.com/hookstream)"
+
+# ElementTree writes any character and any tag as given; a partner's parser refuses the whole document.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Names are kept to ASCII without ":" (an undeclared prefix is an error too) so every parser reads them.
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _timestamp(value: datetime) -> str:
@@ -50,11 +57,21 @@ def render_xml(event: dict[str, Any]) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode").encode()
 
 
+def _text(value: Any) -> str:
+    return _NOT_XML_CHAR.sub("\ufffd", str(value))
+
+
+def _name(key: str) -> str:
+    """The schema's field names as they are; any other key as a well-formed name (``1st name`` → ``_1st_name``)."""
+    name = _NOT_NAME_CHAR.sub("_", key)
+    return name if name[:1].isalpha() or name[:1] == "_" else "_" + name
+
+
 def _fill(parent: ET.Element, values: dict[str, Any]) -> None:
     for name, value in values.items():
         if value is None:
             continue
-        element = ET.SubElement(parent, name)
+        element = ET.SubElement(parent, _name(name))
         if isinstance(value, dict):
             _fill(element, value)
         elif isinstance(value, list):
@@ -63,11 +80,11 @@ def _fill(parent: ET.Element, values: dict[str, Any]) -> None:
                 if isinstance(entry, dict):
                     _fill(child, entry)
                 else:
-                    child.text = str(entry)
+                    child.text = _text(entry)
         elif isinstance(value, bool):
             element.text = "true" if value else "false"
         else:
-            element.text = str(value)
+            element.text = _text(value)
 
 
 def render(event: dict[str, Any], content_type: str) -> tuple[bytes, str]:
