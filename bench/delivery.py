@@ -36,6 +36,7 @@ from hookstream.db import Database  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
 from hookstream.kafka.headers import EVENT_ID  # noqa: E402
+from hookstream.secretbox import SecretsSettings  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
@@ -129,7 +130,7 @@ async def main() -> None:
     partner.arrivals.clear()
 
     async with Database(database_url) as db:
-        await SubscriptionStore(db).add(name="bench", url=url, event_types=["order.*"])
+        await SubscriptionStore(db, SecretsSettings().keyring()).add(name="bench", url=url, event_types=["order.*"])
     backlog = args.orders * 3
     async with Producer(bootstrap) as producer:
         pending = []

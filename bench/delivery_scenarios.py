@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from hookstream.db import Database  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import Producer, TopicAdmin, TopicSpec  # noqa: E402
+from hookstream.secretbox import SecretsSettings  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
@@ -74,7 +75,7 @@ async def slow(args: argparse.Namespace, bootstrap: str, database_url: str, name
     # 0.0.0.0: a listener on 127.0.0.1 would not answer on 127.0.x.y.
     runner = await serve(partner.handle, "0.0.0.0", port)  # noqa: S104
     async with Database(database_url) as db:
-        store = SubscriptionStore(db)
+        store = SubscriptionStore(db, SecretsSettings().keyring())
         for n in range(args.endpoints):
             host = f"127.0.{n // 250}.{n % 250 + 1}"
             await store.add(name=f"slow-{n}", url=f"http://{host}:{port}/hooks/{n}", event_types=["order.*"])
@@ -120,7 +121,9 @@ async def outage(args: argparse.Namespace, bootstrap: str, database_url: str, na
     partner = Partner()
     port = free_port()
     async with Database(database_url) as db:
-        await SubscriptionStore(db).add(name="outage", url=f"http://127.0.0.1:{port}/hooks", event_types=["order.*"])
+        await SubscriptionStore(db, SecretsSettings().keyring()).add(
+            name="outage", url=f"http://127.0.0.1:{port}/hooks", event_types=["order.*"]
+        )
     schedule = {"HOOKSTREAM_DELIVERY_RETRY_SCHEDULE": args.schedule} if args.schedule else {}
     procs = start_delivery(bootstrap, database_url, name, args.processes, schedule)
     sent = 0

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from hookstream.db import Database  # noqa: E402
 from hookstream.errors import HookstreamError  # noqa: E402
 from hookstream.kafka import TopicAdmin, TopicSpec  # noqa: E402
+from hookstream.secretbox import SecretsSettings  # noqa: E402
 from hookstream.settings import StackSettings  # noqa: E402
 from hookstream.store.subscriptions import SubscriptionStore  # noqa: E402
 from hookstream_tools.devstack.process import free_port  # noqa: E402
@@ -544,7 +545,7 @@ async def main() -> None:
     partner_port = free_port()
     runner = await serve(partner.handle, "127.0.0.1", partner_port)
     async with Database(database_url) as db:
-        await SubscriptionStore(db).add(
+        await SubscriptionStore(db, SecretsSettings().keyring()).add(
             name="e2e", url=f"http://127.0.0.1:{partner_port}/hooks", event_types=["order.*"]
         )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +14,14 @@ from hookstream.kafka.headers import EVENT_ID
 from hookstream_tools.sandbox import Sandbox, SandboxServers
 from psycopg import sql
 
+from tests.keys import TEST_SECRETS_KEYS
 from tests.normalizer_helpers import CANONICAL
 from tests.sandbox_process import SandboxProcess
 from tests.servers import Servers, session_servers
+
+# Partner secrets are stored encrypted: every store a test builds and every service it starts as a
+# process (they inherit the environment) use this key, whatever the developer's shell has.
+os.environ["HOOKSTREAM_SECRETS_KEYS"] = TEST_SECRETS_KEYS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from hookstream_tools.sandbox import SandboxServers
 
+from tests.keys import TEST_SECRETS_KEYS
+
 
 @contextmanager
 def processes(commands: list[tuple[list[str], dict[str, str]]], logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
@@ -67,6 +69,7 @@ def pipeline_env(
             "HOOKSTREAM_DELIVERY_ALERTS_TOPIC": topics["alerts"],
             "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
             "HOOKSTREAM_DELIVERY_SUBSCRIPTION_REFRESH_MS": "100",
+            "HOOKSTREAM_SECRETS_KEYS": TEST_SECRETS_KEYS,  # as the test's own stores (conftest sets it too)
         },
     }
     if systems is None:
@@ -92,5 +95,6 @@ def pipeline_env(
         "HOOKSTREAM_ADMIN_DELIVERIES_TOPIC": topics["deliveries"],
         "HOOKSTREAM_ADMIN_ALERTS_TOPIC": topics["alerts"],
         "HOOKSTREAM_ADMIN_ALERT_FEED_NAME": f"admin-alerts-{unique_name}",
+        "HOOKSTREAM_SECRETS_KEYS": TEST_SECRETS_KEYS,
     }
     return env, topics

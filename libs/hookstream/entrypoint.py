@@ -26,7 +26,7 @@ from hookstream.logs import configure_logging
 from hookstream.registry import ServiceContext, ServiceSpec
 from hookstream.sensors import Sensors
 from hookstream.sensors.prometheus import PrometheusSensor
-from hookstream.settings import LogSettings, StackSettings
+from hookstream.settings import Brokers, LogSettings, StackSettings
 from hookstream.tracing import Tracing
 
 
@@ -53,7 +53,7 @@ def run(spec: ServiceSpec, argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (ValidationError, SettingsError) as exc:
-        print(f"error: a HOOKSTREAM_ setting is invalid: {exc}", file=sys.stderr)
+        print(f"error: a setting is invalid (HOOKSTREAM_*, KAFKA_*): {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -75,7 +75,8 @@ async def migrate(database_url: str, specs: list[ServiceSpec]) -> list[str]:
 async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health_port: int | None) -> None:
     assert spec.build is not None
     stack = StackSettings()
-    bootstrap, database_url = stack.require_kafka(), stack.require_database()
+    # The address and its TLS/SASL settings, checked once here; every Kafka client gets them from the context.
+    kafka, database_url = stack.kafka_connection(), stack.require_database()
     metrics = PrometheusSensor()
     sensors = Sensors([metrics])
     tracing = Tracing.from_env(spec.name)
@@ -84,8 +85,8 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
 
         tracing.install()
         sensors.add(TracingSensor())
-    context = ServiceContext(bootstrap, database_url, spec.settings(), sensors)
-    await asyncio.to_thread(wait_for_broker, bootstrap, timeout_ms=15_000)
+    context = ServiceContext(kafka, database_url, spec.settings(), sensors)
+    await asyncio.to_thread(wait_for_broker, kafka, timeout_ms=15_000)
     service = spec.build(context)
     if no_migrate:
         pending = await pending_migrations(database_url, component_migrations([spec]))
@@ -96,8 +97,8 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
             )
     else:
         await migrate(database_url, [spec])
-        await asyncio.to_thread(TopicAdmin(bootstrap).ensure_topics, service.topics())
-    broker = BrokerCheck(bootstrap)
+        await asyncio.to_thread(TopicAdmin(kafka).ensure_topics, service.topics())
+    broker = BrokerCheck(kafka)
 
     async def readiness() -> list[tuple[str, bool, str]]:
         return [*await broker.ready(), *await service.ready()]
@@ -123,8 +124,9 @@ async def serve(spec: ServiceSpec, *, no_migrate: bool, health_host: str, health
         failed.cancel()
 
 
-async def setup(bootstrap: str, database_url: str, specs: list[ServiceSpec]) -> tuple[list[str], dict[str, bool]]:
+async def setup(bootstrap: Brokers, database_url: str, specs: list[ServiceSpec]) -> tuple[list[str], dict[str, bool]]:
     """What a migrations Job does once for every registered service: migrations, then topics."""
+    await asyncio.to_thread(wait_for_broker, bootstrap, timeout_ms=15_000)  # a refused login: one line, at once
     applied = await migrate(database_url, specs)
     wanted = []
     for spec in specs:

@@ -71,3 +71,24 @@ class RetriableError(HookstreamError):
 
 class PermanentError(HookstreamError):
     """Raised by a handler: this record can never succeed as it is (invalid payload); dead-letter it."""
+
+
+class SecretsKeysMissing(ConfigurationError):
+    """HOOKSTREAM_SECRETS_KEYS is not set where partner secrets are read or written."""
+
+
+class SecretsKeysInvalid(ConfigurationError):
+    """HOOKSTREAM_SECRETS_KEYS is malformed; the message says which part (never the key itself)."""
+
+
+class UnknownSecretsKey(ConfigurationError):
+    """A stored value was sealed with a key id HOOKSTREAM_SECRETS_KEYS does not have; the message names it."""
+
+    def __init__(self, message: str, *, key_id: str) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class SealedValueUnreadable(ConfigurationError):
+    """A stored value does not decrypt: the key under its id is not the one it was sealed with, or the
+    value was altered or copied from another row."""

@@ -42,7 +42,7 @@ def setup_command(migrations_only: bool) -> int:
         applied = asyncio.run(entrypoint.migrate(database_url, specs))
         created: dict[str, bool] = {}
     else:
-        applied, created = asyncio.run(entrypoint.setup(stack.require_kafka(), database_url, specs))
+        applied, created = asyncio.run(entrypoint.setup(stack.kafka_connection(), database_url, specs))
     for line in applied:
         print(f"applied {line}")
     if not applied:

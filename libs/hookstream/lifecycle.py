@@ -11,6 +11,8 @@ from typing import Protocol, Self
 
 from hookstream_schemas.topics import TopicSpec
 
+from hookstream.settings import Brokers
+
 log = logging.getLogger("hookstream")
 
 
@@ -91,7 +93,7 @@ class LifecycleGroup(Lifecycle):
         parts: list[Part],
         *,
         topics: list[TopicSpec] | None = None,
-        create_topics_on: str | None = None,
+        create_topics_on: Brokers | None = None,
     ) -> None:
         """``topics``: what the service owns besides its parts' topics (its contract topics).
         ``create_topics_on``: a bootstrap address to create ``topics()`` at before the parts start

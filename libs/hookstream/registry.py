@@ -23,6 +23,7 @@ from hookstream.db.migrations import Migration, packaged_migrations
 from hookstream.errors import ConfigurationError, UnknownService
 from hookstream.lifecycle import LifecycleGroup
 from hookstream.sensors import Sensors
+from hookstream.settings import Brokers
 
 ENTRY_POINT_GROUP = "hookstream.services"
 
@@ -33,9 +34,12 @@ class NoSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class ServiceContext:
-    """What a service's build receives: read once at startup by the entrypoint, then passed down."""
+    """What a service's build receives: read once at startup by the entrypoint, then passed down.
 
-    bootstrap_servers: str
+    ``bootstrap_servers`` is the entrypoint's ``KafkaConnection`` (the address and its TLS/SASL
+    settings), or a bare address (PLAINTEXT): services hand it on to every Kafka client they make."""
+
+    bootstrap_servers: Brokers
     database_url: str
     settings: Any  # an instance of the spec's settings class
     sensors: Sensors = field(default_factory=Sensors)
@@ -45,7 +49,7 @@ class ServiceContext:
 
 class GroupService(Protocol):
     def __call__(
-        self, bootstrap_servers: str, database_url: str, *, settings: Any, sensors: Sensors, create_topics: bool
+        self, bootstrap_servers: Brokers, database_url: str, *, settings: Any, sensors: Sensors, create_topics: bool
     ) -> LifecycleGroup: ...
 
 
@@ -133,7 +137,7 @@ def _discovered() -> tuple[dict[str, ServiceSpec], dict[str, str]]:
     return dict(sorted(found.items())), unavailable
 
 
-def consumers(bootstrap_servers: str, database_url: str) -> dict[str, ConsumerGroup]:
+def consumers(bootstrap_servers: Brokers, database_url: str) -> dict[str, ConsumerGroup]:
     """Every registered consumer by name (``crm``, ``delivery-send``…): its group, input and dead-letter
     topic, found by building every service (which connects to nothing)."""
     found: dict[str, ConsumerGroup] = {}

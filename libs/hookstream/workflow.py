@@ -20,7 +20,7 @@ from hookstream.consumer.steps import Steps
 from hookstream.db import Database
 from hookstream.lifecycle import Lifecycle, LifecycleGroup
 from hookstream.sensors import Sensors
-from hookstream.settings import CommaList, KafkaSettings
+from hookstream.settings import Brokers, CommaList, KafkaSettings
 
 
 class WorkflowSettings(BaseSettings):
@@ -61,7 +61,7 @@ def workflow_consumer(
     topic: str,
     handler: Handler,
     *,
-    bootstrap_servers: str,
+    bootstrap_servers: Brokers,
     db: Database,
     consumer: ConsumerSettings | None = None,
     kafka: KafkaSettings | None = None,
@@ -88,7 +88,7 @@ def workflow_consumer(
 class WorkflowService(LifecycleGroup):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: WorkflowSettings,
@@ -130,7 +130,7 @@ class SystemWorkflow(WorkflowService):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: SystemSettings,

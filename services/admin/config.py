@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from hookstream.secretbox import SecretsSettings
 from hookstream.settings import CommaList
 from hookstream_schemas import topics
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,3 +45,5 @@ class AdminSettings(BaseSettings):
     # only to run a second, separate pipeline (tests do).
     alerts_topic: str = topics.ALERTS.name
     alert_feed_name: str = "admin-alerts"
+    # HOOKSTREAM_SECRETS_KEYS (or .hookstream/stack.env): the keys partner secrets are sealed with.
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)

@@ -12,6 +12,7 @@ from hookstream.http.outbound.sender import Sender
 from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupAdmin
 from hookstream.registry import ConsumerGroup
+from hookstream.secretbox import Keyring
 from hookstream.store import audit
 from hookstream.store.deliveries import DeliveryLog
 from hookstream.store.orders import OrderStore
@@ -30,8 +31,10 @@ class Context:
         groups: GroupAdmin,
         consumers: Callable[[], Mapping[str, ConsumerGroup]],
         sender: Sender,
+        keyring: Keyring,
     ) -> None:
         self.db = db
+        self.keyring = keyring
         self.producer = producer
         self.deliveries_topic = deliveries_topic
         self.groups = groups
@@ -39,7 +42,7 @@ class Context:
         self._consumers: Mapping[str, ConsumerGroup] | None = None
         self.sender = sender
         self.tokens = TokenStore(db)
-        self.subscriptions = SubscriptionStore(db)
+        self.subscriptions = SubscriptionStore(db, keyring)
         self.deliveries = DeliveryLog(db)
         self.orders = OrderStore(db)
         self.pulse = Pulse(db)
@@ -60,14 +63,14 @@ class Context:
     async def change(self, token: Token) -> AsyncIterator[Change]:
         """A change to the database and its audit entry in one transaction: both or neither."""
         async with self.db.transaction() as conn:
-            yield Change(conn, token)
+            yield Change(conn, token, self.keyring)
 
 
 class Change:
-    def __init__(self, conn: psycopg.AsyncConnection[dict[str, object]], token: Token) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[dict[str, object]], token: Token, keyring: Keyring) -> None:
         self.conn = conn
         self.token = token
-        self.subscriptions = SubscriptionStore(BoundDatabase(conn))
+        self.subscriptions = SubscriptionStore(BoundDatabase(conn), keyring)
 
     async def audit(self, action: str, target: str, before: object, after: object) -> None:
         await audit.record(self.conn, self.token.actor, action, target, before, after)

@@ -16,7 +16,9 @@ from hookstream.kafka.groups import GroupAdmin
 from hookstream.lifecycle import LifecycleGroup, Part
 from hookstream.registry import ConsumerGroup
 from hookstream.sensors import Sensors
+from hookstream.settings import Brokers
 from hookstream.store.alerts import AlertStore
+from hookstream.store.subscriptions import KeyCheck
 from hookstream.store.volume import Volume
 from hookstream_schemas import topics
 from hookstream_services.admin import dashboard
@@ -42,7 +44,7 @@ def create_app(ctx: Context) -> Starlette:
 class AdminService(LifecycleGroup):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: AdminSettings,
@@ -66,12 +68,13 @@ class AdminService(LifecycleGroup):
             groups=GroupAdmin(bootstrap_servers),
             consumers=consumers,
             sender=self.sender,
+            keyring=settings.secrets.keyring(),
         )
         self.server = AsgiServer(create_app(ctx), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
         self.alerting = Alerting(
             AlertStore(self.db), Volume(self.db), ctx.deliveries, lambda: overview.current(ctx), settings
         )
-        parts: list[Part] = [self.db, self.producer, self.sender, self.server]
+        parts: list[Part] = [self.db, KeyCheck(ctx.subscriptions), self.producer, self.sender, self.server]
         if settings.alert_interval_s > 0:
             alert_feed = ConsumerService(
                 settings.alert_feed_name,

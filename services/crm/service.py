@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hookstream.settings import Brokers
 from hookstream.workflow import SystemSettings, SystemWorkflow
 from hookstream_services.crm.handler import CrmSync
 from pydantic_settings import SettingsConfigDict
@@ -18,7 +19,7 @@ class CrmSettings(SystemSettings):
 
 
 class CrmService(SystemWorkflow):
-    def __init__(self, bootstrap_servers: str, database_url: str, *, settings: CrmSettings, **options: Any) -> None:
+    def __init__(self, bootstrap_servers: Brokers, database_url: str, *, settings: CrmSettings, **options: Any) -> None:
         super().__init__(
             bootstrap_servers,
             database_url,

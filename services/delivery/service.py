@@ -13,17 +13,19 @@ from hookstream.db import Database
 from hookstream.http.outbound.sender import Sender
 from hookstream.kafka import Producer
 from hookstream.lifecycle import LifecycleGroup, Periodic
+from hookstream.secretbox import SecretsSettings
 from hookstream.sensors import Sensors
-from hookstream.settings import CommaList, KafkaSettings
+from hookstream.settings import Brokers, CommaList, KafkaSettings
 from hookstream.store.circuits import CircuitLog
 from hookstream.store.deliveries import DeliveryLog
-from hookstream.store.subscriptions import SubscriptionStore
+from hookstream.store.subscriptions import KeyCheck, SubscriptionStore
 from hookstream_schemas import topics
 from hookstream_schemas.topics import TopicSpec
 from hookstream_services.delivery.breaker import Breaker
 from hookstream_services.delivery.cache import SubscriptionCache
 from hookstream_services.delivery.fanout import Fanout
 from hookstream_services.delivery.send import Send
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("hookstream.delivery")
@@ -54,12 +56,14 @@ class DeliverySettings(BaseSettings):
     canonical_topic: str = topics.ORDER_EVENTS.name
     deliveries_topic: str = topics.DELIVERIES.name
     alerts_topic: str = topics.ALERTS.name
+    # HOOKSTREAM_SECRETS_KEYS (or .hookstream/stack.env): the keys partner secrets are sealed with.
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
 
 class DeliveryService(LifecycleGroup):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: DeliverySettings,
@@ -78,7 +82,8 @@ class DeliveryService(LifecycleGroup):
             max_per_host=s.max_connections_per_host,
         )
         serde = SchemaStore.bundled().serde(topics.ORDER_EVENTS.name)
-        cache = SubscriptionCache(SubscriptionStore(self.db), s.subscription_refresh_ms / 1000)
+        subscriptions = SubscriptionStore(self.db, s.secrets.keyring())
+        cache = SubscriptionCache(subscriptions, s.subscription_refresh_ms / 1000)
         self.deliveries = deliveries = DeliveryLog(self.db)
         self.send = Send(
             serde,
@@ -142,7 +147,7 @@ class DeliveryService(LifecycleGroup):
         expiry = Periodic(600, self._expire_log, "delivery log expiry")
         super().__init__(
             s.service_name,
-            [self.db, self.producer, self.sender, self.sending, self.fanout, expiry],
+            [self.db, KeyCheck(subscriptions), self.producer, self.sender, self.sending, self.fanout, expiry],
             create_topics_on=bootstrap_servers if create_topics else None,
         )
 

@@ -14,7 +14,7 @@ from hookstream.db import Database
 from hookstream.kafka.outbox import OutboxRelay
 from hookstream.lifecycle import LifecycleGroup
 from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaSettings
 from hookstream.store.risk import RiskStore, VerdictTopic
 from hookstream.workflow import SystemSettings, workflow_consumer
 from hookstream_schemas import topics
@@ -54,7 +54,7 @@ class FulfillmentSettings(SystemSettings, MailSettings):
 class FulfillmentService(LifecycleGroup):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: FulfillmentSettings,

@@ -34,7 +34,7 @@ def build_app() -> Starlette:
     if tracing is not None:
         tracing.install()
     publisher = KafkaPublisher(
-        StackSettings().require_kafka(),
+        StackSettings().kafka_connection(),
         config.ingress,
         KafkaSettings(client_id="ingress"),
         sensors=sensors,
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = IngressSettings()
         config = load_config(settings.config)
-        bootstrap = StackSettings().require_kafka()
+        bootstrap = StackSettings().kafka_connection()
         wait_for_broker(bootstrap, timeout_ms=15_000)
     except HookstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)

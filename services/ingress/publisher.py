@@ -11,7 +11,7 @@ from hookstream.http.probes import BrokerCheck
 from hookstream.kafka import Producer, TopicAdmin, wait_for_broker
 from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT, TRACESTATE
 from hookstream.sensors import Sensor
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaSettings
 from hookstream.tracing import current_traceparent, producing
 from hookstream_schemas import topics
 from hookstream_services.ingress.config import IngressOptions
@@ -41,7 +41,7 @@ class Publisher(Protocol):
 class KafkaPublisher:
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         options: IngressOptions,
         kafka: KafkaSettings | None = None,
         *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hookstream.settings import Brokers
 from hookstream.workflow import SystemSettings, SystemWorkflow
 from hookstream_services.inventory.handler import Stock
 from pydantic_settings import SettingsConfigDict
@@ -19,7 +20,7 @@ class InventorySettings(SystemSettings):
 
 class InventoryService(SystemWorkflow):
     def __init__(
-        self, bootstrap_servers: str, database_url: str, *, settings: InventorySettings, **options: Any
+        self, bootstrap_servers: Brokers, database_url: str, *, settings: InventorySettings, **options: Any
     ) -> None:
         super().__init__(
             bootstrap_servers,

@@ -10,7 +10,7 @@ from hookstream.db import Database
 from hookstream.kafka.outbox import OutboxRelay
 from hookstream.lifecycle import LifecycleGroup, Periodic
 from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaSettings
 from hookstream_schemas import topics
 from hookstream_schemas.topics import TopicSpec
 from hookstream_services.normalizer.handler import Names, Normalizer
@@ -36,7 +36,7 @@ class NormalizerSettings(BaseSettings):
 class NormalizerService(LifecycleGroup):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: NormalizerSettings,

@@ -7,7 +7,7 @@ from hookstream.connectors.email import MailChecks, MailSettings
 from hookstream.consumer import ConsumerSettings
 from hookstream.lifecycle import Lifecycle
 from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaSettings
 from hookstream.workflow import WorkflowParts, WorkflowService, WorkflowSettings
 from hookstream_services.notifications.handler import KINDS, SAMPLE_EVENT, Notify, Senders, message_context
 from pydantic_settings import SettingsConfigDict
@@ -28,7 +28,7 @@ class NotificationSettings(WorkflowSettings, MailSettings):
 class NotificationService(WorkflowService):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: NotificationSettings,

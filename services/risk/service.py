@@ -9,7 +9,7 @@ from hookstream.consumer import ConsumerSettings
 from hookstream.db import Database
 from hookstream.kafka.outbox import OutboxRelay
 from hookstream.sensors import Sensors
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaSettings
 from hookstream.store.risk import VerdictTopic
 from hookstream.workflow import SystemSettings, WorkflowParts, WorkflowService
 from hookstream_schemas import topics
@@ -36,7 +36,7 @@ class RiskSettings(SystemSettings):
 class RiskService(WorkflowService):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         database_url: str,
         *,
         settings: RiskSettings,

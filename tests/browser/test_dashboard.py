@@ -32,6 +32,7 @@ from hookstream_tools.sandbox import SandboxServers
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import Shots
+from tests.keys import KEYRING
 from tests.partner import Answer, running_partner
 from tests.sandbox_process import set_faults
 from tests.signing import signed_sample, write_config
@@ -96,7 +97,7 @@ async def test_operator_and_partner_work_the_dashboard(
     await set_faults(sandbox, "crm", refuse=True)
 
     async with running_partner() as partner, Database(migrated_database_url) as db:
-        store = SubscriptionStore(db)
+        store = SubscriptionStore(db, KEYRING)
         steady = await store.add(name="steady", url=f"{partner.url}/steady", event_types=["order.*"])
         broken = await store.add(name="broken", url=f"{partner.url}/broken", event_types=["order.created"])
         partner.script[f"/broken#{ORDER}/1"] = [Answer(500)] * 3  # every attempt of the schedule, then fixed

@@ -4,6 +4,7 @@ service as its manifest says."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -39,7 +40,8 @@ def of_kind(overlay: str, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def container_env(overlay: str, pod: dict[str, Any]) -> dict[str, str]:
-    """The environment a pod spec's first container gets from its ConfigMaps, Secrets and own ``env``."""
+    """The environment a pod spec's first container gets from its ConfigMaps, Secrets and own ``env``
+    (an optional Secret the overlay does not provide adds nothing, as on a cluster without it)."""
     maps, secrets = of_kind(overlay, "ConfigMap"), of_kind(overlay, "Secret")
     container = pod["containers"][0]
     env: dict[str, str] = {}
@@ -47,10 +49,94 @@ def container_env(overlay: str, pod: dict[str, Any]) -> dict[str, str]:
         if "configMapRef" in source:
             env |= maps[source["configMapRef"]["name"]]["data"]
         elif "secretRef" in source:
-            data = secrets[source["secretRef"]["name"]]["data"]
+            ref = source["secretRef"]
+            if ref["name"] not in secrets:
+                assert ref.get("optional") is True, f"Secret {ref['name']} is required but not in {overlay}"
+                continue
+            data = secrets[ref["name"]]["data"]
             env |= {k: base64.b64decode(v).decode() for k, v in data.items()}
-    env |= {e["name"]: e["value"] for e in container.get("env", [])}
+    env |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     return env
+
+
+def channels_toml(overlay: str) -> str:
+    """The channels file ingress is given (the hookstream-channels ConfigMap)."""
+    [channels] = [c for n, c in of_kind(overlay, "ConfigMap").items() if n.startswith("hookstream-channels")]
+    return str(channels["data"]["channels.toml"])
+
+
+def pods(overlay: str) -> dict[str, dict[str, Any]]:
+    """hookstream's pod templates (every Deployment of a service and the setup Job) by name, with the
+    labels they run with: what the NetworkPolicies select and the Secrets are mounted into."""
+    found = {}
+    for kind in ("Deployment", "Job"):
+        for name, workload in of_kind(overlay, kind).items():
+            template = workload["spec"]["template"]
+            if template["metadata"]["labels"].get("app.kubernetes.io/part-of") == "hookstream":
+                found[name] = template
+    return found
+
+
+SECRETS = ROOT / "deploy" / "secrets"  # <name>.env.example: the keys of the Secret hookstream-<name>
+_HASHED = re.compile(r"-[a-z0-9]{10}$")  # the content hash kustomize appends to a generated name
+_ENV_KEY = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+
+
+def documented_keys(path: Path) -> set[str]:
+    """The keys an env file (or its example) lists, the commented-out optional ones included."""
+    return set(_ENV_KEY.findall(path.read_text()))
+
+
+def secret_example(secret: str) -> Path:
+    """The Secret ``hookstream-<name>`` → deploy/secrets/<name>.env.example, which lists its keys."""
+    return SECRETS / f"{secret.removeprefix('hookstream-')}.env.example"
+
+
+def secret_name(overlay: str, name: str) -> str:
+    """A Secret's name as written in the manifests: without the hash of a Secret the overlay generates."""
+    return _HASHED.sub("", name) if name in of_kind(overlay, "Secret") else name
+
+
+def secret_refs(overlay: str, template: dict[str, Any]) -> dict[str, bool]:
+    """{Secret name: optional} for every Secret a pod template's first container takes environment from."""
+    container = template["spec"]["containers"][0]
+    refs = {}
+    for source in container.get("envFrom", []):
+        if ref := source.get("secretRef"):
+            refs[secret_name(overlay, ref["name"])] = bool(ref.get("optional"))
+    for e in container.get("env", []):
+        if ref := e.get("valueFrom", {}).get("secretKeyRef"):
+            refs[secret_name(overlay, ref["name"])] = bool(ref.get("optional"))
+    return refs
+
+
+def secret_keys(overlay: str, template: dict[str, Any]) -> dict[str, str]:
+    """Every Secret key a pod's environment may hold, with the Secret it comes from: all of a Secret's
+    keys for ``envFrom`` (those the overlay renders, else those its deploy/secrets example lists: the
+    Secret an operator creates), the one key of a ``secretKeyRef``."""
+    secrets = of_kind(overlay, "Secret")
+    container = template["spec"]["containers"][0]
+    keys: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if not (ref := source.get("secretRef")):
+            continue
+        name = secret_name(overlay, ref["name"])
+        if ref["name"] in secrets:
+            data = set(secrets[ref["name"]].get("data", {})) | set(secrets[ref["name"]].get("stringData", {}))
+        else:
+            example = secret_example(name)
+            assert example.exists(), f"Secret {name}: neither rendered in {overlay} nor listed in {example}"
+            data = documented_keys(example)
+        keys |= dict.fromkeys(sorted(data), name)
+    for e in container.get("env", []):
+        if ref := e.get("valueFrom", {}).get("secretKeyRef"):
+            keys[e["name"]] = secret_name(overlay, ref["name"])
+    return keys
+
+
+def secret_volumes(template: dict[str, Any]) -> set[str]:
+    """The Secrets a pod template mounts as files."""
+    return {v["secret"]["secretName"] for v in template["spec"].get("volumes", []) if "secret" in v}
 
 
 def named_port(container: dict[str, Any], port: str | int) -> int:

@@ -1,9 +1,11 @@
 """Every container of the dev overlay, started exactly as its manifest says (its args, its environment
-from the ConfigMaps and the Secret, its ports) against this machine's broker and database: the setup
-Job migrates and creates the topics, then every service starts with --no-migrate, answers its
-readiness probe and the image's HEALTHCHECK (`hookstream probe`), and stops cleanly on SIGTERM within
-its grace period. What differs from a cluster is only where the servers are (the cluster's DNS names
-kafka, postgres and sandbox become this machine's addresses) and where the channels file is mounted."""
+from the ConfigMaps and only the Secrets it mounts, its ports) against this machine's broker and
+database: the setup Job migrates and creates the topics, then every service starts with --no-migrate,
+answers its readiness probe and the image's HEALTHCHECK (`hookstream probe`), and stops cleanly on
+SIGTERM within its grace period. What differs from a cluster is only where the servers are (the
+cluster's DNS names kafka, postgres and sandbox become this machine's addresses) and where the
+channels file is mounted. They run in an empty directory, so no .hookstream/stack.env of this
+checkout stands in for a setting (the keyring, the servers) their manifest does not give them."""
 
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ def test_every_container_starts_as_its_manifest_says_and_stops_on_sigterm(
     setup = subprocess.run(
         _command(job, mounts),
         env=_local(container_env(OVERLAY, job), kafka_bootstrap, database_url),
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=180,
@@ -84,7 +87,7 @@ def test_every_container_starts_as_its_manifest_says_and_stops_on_sigterm(
             log = (tmp_path / f"{name}.log").open("wb")
             env = _local(container_env(OVERLAY, pods[name]), kafka_bootstrap, database_url)
             command = _command(pods[name], mounts)
-            started[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            started[name] = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         for name, pod in pods.items():
             [container] = pod["containers"]

@@ -26,6 +26,7 @@ from hookstream_tools.devstack.process import free_port, pid_alive
 from hookstream_tools.devstack.settings import DevStackSettings
 from hookstream_tools.sandbox import SandboxServers
 
+from tests.keys import KEYRING
 from tests.order_load import (
     STEPS,
     Instance,
@@ -113,7 +114,7 @@ async def test_services_ride_out_postgres_and_broker_crashes_losing_and_repeatin
 
     async with running_partner() as partner, aiohttp.ClientSession() as http:
         async with Database(database_url) as db:
-            await SubscriptionStore(db).add(name="erp", url=f"{partner.url}/erp", event_types=["order.*"])
+            await SubscriptionStore(db, KEYRING).add(name="erp", url=f"{partner.url}/erp", event_types=["order.*"])
         ingress = f"http://127.0.0.1:{running['ingress'].port}/webhooks/shopify"
         # A shop sends again what was not taken: 503 while the broker is away.
         load = ShopLoad(

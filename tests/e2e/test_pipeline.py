@@ -25,6 +25,7 @@ from hookstream_services.normalizer.service import NormalizerService, Normalizer
 from standardwebhooks import Webhook
 
 from tests.kafka_helpers import read_topic
+from tests.keys import KEYRING
 from tests.normalizer_helpers import CANONICAL
 from tests.partner import Answer, running_partner
 from tests.signing import signed_sample, write_config
@@ -75,7 +76,7 @@ async def test_webhooks_flow_from_ingress_to_partners_that_fail_limit_time_out_a
     publisher = KafkaPublisher(kafka_bootstrap, config.ingress)
 
     async with running_partner() as partner, Database(migrated_database_url) as db:
-        store = SubscriptionStore(db)
+        store = SubscriptionStore(db, KEYRING)
         subs = {
             "steady": await store.add(name="steady", url=f"{partner.url}/steady", event_types=["order.*"]),
             "flaky": await store.add(
@@ -236,5 +237,5 @@ def _succeeded(request: dict[str, Any]) -> bool:
 
 async def _subscription(database_url: str, subscription_id: str) -> dict[str, Any]:
     async with Database(database_url) as db:
-        subscription = await SubscriptionStore(db).get(subscription_id)
+        subscription = await SubscriptionStore(db, KEYRING).get(subscription_id)
     return {"enabled": subscription.enabled, "disabled_reason": subscription.disabled_reason or ""}

@@ -19,6 +19,7 @@ from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import SandboxServers
 
+from tests.keys import KEYRING
 from tests.partner import running_partner
 from tests.service_processes import logs, pipeline_env, processes
 from tests.signing import load_sample, sign, write_config
@@ -77,7 +78,7 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
 
     async with running_partner() as partner, Database(migrated_database_url) as db:
         # One webhook a second: the sending consumer falls behind the burst, so lag is seen non-zero.
-        await SubscriptionStore(db).add(
+        await SubscriptionStore(db, KEYRING).add(
             name="slow", url=f"{partner.url}/slow", event_types=["order.*"], rate_limit_per_s=1
         )
         with processes(commands, tmp_path) as procs:

@@ -18,6 +18,7 @@ from hookstream.db import Database
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream_tools.sandbox import SandboxServers
 
+from tests.keys import KEYRING
 from tests.order_load import (
     STEPS,
     Instance,
@@ -52,7 +53,7 @@ async def test_a_rolling_restart_under_load_loses_nothing_repeats_nothing_and_ke
     rolled: list[tuple[str, int]] = []
 
     async with running_partner() as partner, Database(migrated_database_url) as db, aiohttp.ClientSession() as http:
-        await SubscriptionStore(db).add(name="erp", url=f"{partner.url}/erp", event_types=["order.*"])
+        await SubscriptionStore(db, KEYRING).add(name="erp", url=f"{partner.url}/erp", event_types=["order.*"])
         # The running ingress, as a Service routes to a ready pod; a closed connection is retried as
         # Shopify retries (the normalizer dedupes a webhook that got in twice).
         load = ShopLoad(

@@ -20,6 +20,7 @@ from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import SandboxServers
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.keys import KEYRING
 from tests.partner import Answer, running_partner
 from tests.service_processes import logs, pipeline_env, processes
 from tests.signing import signed_sample, write_config
@@ -98,7 +99,9 @@ async def test_one_webhook_is_one_trace_across_every_service(
     ]
     try:
         async with running_partner() as partner, Database(migrated_database_url) as db:
-            await SubscriptionStore(db).add(name="traced", url=f"{partner.url}/traced", event_types=["order.created"])
+            await SubscriptionStore(db, KEYRING).add(
+                name="traced", url=f"{partner.url}/traced", event_types=["order.created"]
+            )
             partner.script[f"/traced#{ORDER}/1"] = [Answer(500)]  # the first attempt fails: retried once
             with processes(commands, tmp_path) as procs:
                 channel, headers, body, _ = signed_sample("shopify_orders_create")

@@ -28,6 +28,7 @@ from hookstream_tools.devstack.process import free_port
 from hookstream_tools.sandbox import SandboxServers
 
 from tests.integration.test_delivery import canonical
+from tests.keys import KEYRING
 from tests.partner import running_partner
 from tests.sandbox_process import set_faults
 from tests.waiting import until
@@ -312,7 +313,9 @@ async def test_a_delivery_given_up_is_told_with_its_event_order_and_reason_and_r
     async with running_partner() as partner:
         async with Database(migrated_database_url) as db:
             _, writer = await TokenStore(db).create("ops", "write")
-            sub = await SubscriptionStore(db).add(name="erp", url=f"{partner.url}/erp", event_types=["order.*"])
+            sub = await SubscriptionStore(db, KEYRING).add(
+                name="erp", url=f"{partner.url}/erp", event_types=["order.*"]
+            )
         given_up = delivery_id(sub.id, "d-1")
         partner.script["/erp"] = [(500, {}), (500, {})]  # both attempts fail; the redriven one succeeds
         async with (

@@ -27,6 +27,7 @@ from hookstream_services.admin.service import AdminService
 from hookstream_tools.devstack.process import free_port
 from standardwebhooks.webhooks import Webhook
 
+from tests.keys import KEYRING
 from tests.waiting import until
 
 
@@ -60,7 +61,7 @@ async def world(
 ) -> AsyncIterator[World]:
     allow_targets = getattr(request, "param", ["loopback"])  # tests send to local servers; parametrize to refuse
     async with Database(migrated_database_url) as db:
-        subs = SubscriptionStore(db)
+        subs = SubscriptionStore(db, KEYRING)
         a = await subs.add(name="partner a", url="https://a.example/hooks", event_types=["order.*"])
         b = await subs.add(name="partner b", url="https://b.example/hooks", event_types=["order.paid"])
         store = TokenStore(db)
@@ -165,6 +166,23 @@ async def test_a_partner_sees_and_changes_only_its_own_endpoint(world: World, ka
     assert [(e["action"], e["actor"].split(":", 1)[1]) for e in audit["entries"]] == [
         ("delivery.retry", "partner a portal")
     ]
+
+
+async def test_rotating_a_secret_beyond_the_cap_is_refused_saying_when_the_oldest_expires(world: World) -> None:
+    rotate = f"/api/v1/subscriptions/{world.sub_b}/rotate-secret"
+    for _ in range(2):  # 1 → 3 active secrets, each signing every delivery for 24 h
+        assert (await world.call("POST", rotate, "write"))[0] == 200
+    status, body, headers = await world.call("POST", rotate, "write")
+    assert (status, body["error"]) == (409, "conflict"), body
+    assert body["detail"].startswith(
+        f"subscription '{world.sub_b}' already has 3 active secrets; the oldest expires at"
+    )
+    assert "\n" not in body["detail"]
+    assert 23 * 3600 < int(headers["Retry-After"]) <= 24 * 3600
+    status, shown, _ = await world.call("GET", f"/api/v1/subscriptions/{world.sub_b}", "read")
+    assert shown["secrets"] == 3
+    status, audit, _ = await world.call("GET", f"/api/v1/audit?target={world.sub_b}", "admin")
+    assert [e["action"] for e in audit["entries"]] == ["subscription.rotate_secret"] * 2  # the refusal changed nothing
 
 
 async def test_bad_input_gets_a_4xx_that_names_the_field(world: World) -> None:
@@ -325,7 +343,7 @@ async def test_recover_queues_an_endpoints_failed_and_on_request_skipped_deliver
     await log.create([(world.sub_a, "evt-a2", "shopify:3", "order.paid")], b"{}", [])
     skipped = delivery_id(world.sub_a, "evt-a2")
     await log.mark(skipped, DeliveryStatus.SKIPPED, "the endpoint was disabled")
-    await SubscriptionStore(world.db).mark_failing(world.sub_a)
+    await SubscriptionStore(world.db, KEYRING).mark_failing(world.sub_a)
     status, sub, _ = await world.call("GET", f"/api/v1/subscriptions/{world.sub_a}", "read")
     assert (status, sub["failing_since"] is not None) == (200, True)  # endpoint health
     path = f"/api/v1/subscriptions/{world.sub_a}/recover"
@@ -359,7 +377,7 @@ async def test_a_test_event_is_signed_sent_now_and_its_answer_explained(world: W
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        subs = SubscriptionStore(world.db)
+        subs = SubscriptionStore(world.db, KEYRING)
         local = await subs.add(name="local", url=f"http://127.0.0.1:{port}/hooks", event_types=["order.*"])
         status, body, _ = await world.call("POST", f"/api/v1/subscriptions/{local.id}/test", "write")
         assert (status, body["delivered"], body["status_code"], body["response_excerpt"]) == (200, True, 200, "thanks")
@@ -416,7 +434,7 @@ async def test_a_test_send_to_an_internal_address_saved_behind_the_apis_back_is_
         await web.TCPSite(runner, listen, port).start()
     try:
         for host in INTERNAL_FORMS:
-            sub = await SubscriptionStore(world.db).add(
+            sub = await SubscriptionStore(world.db, KEYRING).add(
                 name=f"saved as {host}", url=f"http://{host}:{port}/hooks", event_types=["order.*"]
             )
             _, world.tokens[host] = await TokenStore(world.db).create(

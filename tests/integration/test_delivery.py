@@ -25,6 +25,7 @@ from hookstream_services.delivery.service import DeliveryService, DeliverySettin
 from standardwebhooks import Webhook
 
 from tests.kafka_helpers import read_topic
+from tests.keys import KEYRING
 from tests.partner import Partner, running_partner
 from tests.waiting import until
 
@@ -71,7 +72,7 @@ async def stack(
         commit_interval_ms=200,
     )
     async with Database(migrated_database_url) as db:
-        yield {"settings": settings, "db": db, "store": SubscriptionStore(db), "publish": publish}
+        yield {"settings": settings, "db": db, "store": SubscriptionStore(db, KEYRING), "publish": publish}
 
 
 def _verify(secret: str, request: dict[str, Any], *, json_parse: bool = True) -> Any:

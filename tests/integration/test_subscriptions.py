@@ -14,11 +14,13 @@ from hookstream.db import Database
 from hookstream.store.subscriptions import InvalidSubscription, SubscriptionStore, UnknownSubscription
 from standardwebhooks import Webhook
 
+from tests.keys import KEYRING
+
 
 @pytest.fixture
 async def store(migrated_database_url: str) -> AsyncIterator[SubscriptionStore]:
     async with Database(migrated_database_url) as db:
-        yield SubscriptionStore(db)
+        yield SubscriptionStore(db, KEYRING)
 
 
 async def test_add_update_disable_rotate(store: SubscriptionStore) -> None:

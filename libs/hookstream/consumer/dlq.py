@@ -33,6 +33,7 @@ from hookstream.kafka.headers import (
     ORIGINAL_TOPIC,
     header_str,
 )
+from hookstream.settings import Brokers
 from hookstream.store.dead_letters import RedriveLog
 
 REDRIVEN_FROM = "hookstream-redriven-from"
@@ -81,7 +82,7 @@ class DeadLetter:
         return [*kept, (REDRIVEN_FROM, f"{self.topic}:{self.position}".encode())]
 
 
-def read_dead_letters(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:
+def read_dead_letters(bootstrap_servers: Brokers, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:
     """Every record on the DLQ topic, read without a consumer group (nothing is committed)."""
     consumer = Consumer(
         client_config(
@@ -142,7 +143,7 @@ async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter
 
 
 async def list_dead_letters(
-    bootstrap_servers: str, db: Database, service: str, topic: str | None = None
+    bootstrap_servers: Brokers, db: Database, service: str, topic: str | None = None
 ) -> list[DeadLetter]:
     """``topic``: the service's DLQ if it is not ``hookstream.<service>.dlq`` (the normalizer's is a contract topic)."""
     topic = topic or RetryPolicy(service, ()).dlq_topic

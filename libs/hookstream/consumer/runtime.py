@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from hookstream_schemas.topics import CONTRACTS, DLQ_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, group_id
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,10 +41,11 @@ from hookstream.db import Database
 from hookstream.errors import HookstreamError
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.headers import NOT_BEFORE
+from hookstream.kafka.security import aiokafka_diagnosis, aiokafka_options
 from hookstream.lifecycle import Lifecycle
 from hookstream.outage import Outage
 from hookstream.sensors import Sensors
-from hookstream.settings import CommaList, KafkaSettings
+from hookstream.settings import Brokers, CommaList, KafkaConnection, KafkaSettings
 
 log = logging.getLogger("hookstream.consumer")
 
@@ -104,7 +105,7 @@ class ConsumerService(Lifecycle):
         input_topic: str,
         handler: Handler,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         db: Database,
         settings: ConsumerSettings | None = None,
         kafka: KafkaSettings | None = None,
@@ -122,7 +123,8 @@ class ConsumerService(Lifecycle):
         self.group_id = group_id(service)
         self.input_topic = input_topic
         self.handler = handler
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.db = db
         self.settings = settings or ConsumerSettings()
         self.kafka = kafka or KafkaSettings(client_id=f"hookstream-{service}")
@@ -132,7 +134,7 @@ class ConsumerService(Lifecycle):
         self.create_topics = create_topics
         self.metrics = ConsumerMetrics()
         self.sensors = (sensors or Sensors()).with_(self.metrics)
-        self.producer = Producer(bootstrap_servers, self.kafka, sensors=self.sensors)
+        self.producer = Producer(self.connection, self.kafka, sensors=self.sensors)
         self.outcomes = Outcomes(
             service,
             handler,
@@ -163,6 +165,7 @@ class ConsumerService(Lifecycle):
         await self.producer.start()
         topics = [self.input_topic, self.policy.redrive_topic, *sorted(self.policy.tier_topics())]
         s = self.settings
+        security = aiokafka_options(self.connection.security)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
@@ -175,9 +178,19 @@ class ConsumerService(Lifecycle):
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
+            **security,
         )
         self._consumer.subscribe(topics, listener=_Rebalance(self))
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+        except KafkaConnectionError as exc:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+            # aiokafka says only "Unable to bootstrap"; a refused login or certificate is named instead.
+            refused = await aiokafka_diagnosis(self.connection, security)
+            if refused is not None:
+                raise refused from exc
+            raise
         self._stopping = False
         self._runner = asyncio.get_running_loop().create_task(self._run(), name=f"consumer-{self.service}")
         log.info("consumer started", extra={"service": self.service, "topics": topics})
@@ -215,7 +228,7 @@ class ConsumerService(Lifecycle):
         return [(name, True, f"{len(inputs)} partition(s) of {self.input_topic}")]
 
     def _ensure_topics(self) -> None:
-        admin = TopicAdmin(self.bootstrap_servers)
+        admin = TopicAdmin(self.connection)
         partitions = admin.partition_count(self.input_topic) or self.kafka.default_partitions
         specs = self.topics(partitions)
         if not admin.partition_count(self.input_topic):

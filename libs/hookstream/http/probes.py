@@ -18,6 +18,7 @@ from hookstream.errors import ConfigurationError, HookstreamError
 from hookstream.kafka import wait_for_broker
 from hookstream.lifecycle import Lifecycle
 from hookstream.sensors.prometheus import CONTENT_TYPE, PrometheusSensor
+from hookstream.settings import Brokers, KafkaConnection
 
 Check = tuple[str, bool, str]
 Readiness = Callable[[], Awaitable[list[Check]]]
@@ -89,8 +90,9 @@ class ProbeServer(Lifecycle):
 class BrokerCheck:
     """Readiness of the Kafka cluster: it answers a metadata request (the answer is kept a second)."""
 
-    def __init__(self, bootstrap_servers: str, *, timeout_ms: int = 1_000) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, bootstrap_servers: Brokers, *, timeout_ms: int = 1_000) -> None:
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.timeout_ms = timeout_ms
         self._checked_at = 0.0
         self._last: Check = ("kafka", False, "not checked yet")
@@ -99,7 +101,7 @@ class BrokerCheck:
         if time.monotonic() - self._checked_at > 1.0:
             self._checked_at = time.monotonic()
             try:
-                brokers = await asyncio.to_thread(wait_for_broker, self.bootstrap_servers, timeout_ms=self.timeout_ms)
+                brokers = await asyncio.to_thread(wait_for_broker, self.connection, timeout_ms=self.timeout_ms)
                 self._last = ("kafka", True, f"{brokers} broker(s) at {self.bootstrap_servers}")
             except HookstreamError as exc:
                 self._last = ("kafka", False, str(exc))

@@ -2,7 +2,11 @@
 
 Topics are created by the services at start, idempotently, with explicit partition
 counts and retention. ``wait_for_broker`` turns "nobody answers at that address"
-into a timeout error that names the address instead of a silent hang.
+into a timeout error that names the address instead of a silent hang, and a refused
+login or an untrusted certificate into a configuration error naming the setting.
+
+Every confluent-kafka client is configured by ``client_config``: the address and its
+security (``KafkaConnection``; a bare bootstrap string is PLAINTEXT).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from confluent_kafka.cimpl import NewTopic
 from hookstream_schemas.topics import TopicSpec
 
 from hookstream.errors import BrokerUnavailable, ConfigurationError
+from hookstream.kafka.security import librdkafka_config, librdkafka_refusal
+from hookstream.settings import Brokers, KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -37,34 +43,57 @@ def new_topic(spec: TopicSpec) -> NewTopic:
 ClientConfig = dict[str, Any]
 
 
-def client_config(bootstrap_servers: str, **extra: Any) -> ClientConfig:
-    return {"bootstrap.servers": bootstrap_servers, "logger": _quiet, **extra}
+def client_config(bootstrap_servers: Brokers, **extra: Any) -> ClientConfig:
+    """A librdkafka client's configuration: the address, its security, then ``extra``."""
+    kafka = KafkaConnection.of(bootstrap_servers)
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "logger": _quiet,
+        **librdkafka_config(kafka.security),
+        **extra,
+    }
 
 
-def wait_for_broker(bootstrap_servers: str, *, timeout_ms: int = 10_000) -> int:
-    """Block until the cluster answers a metadata request; return its broker count."""
-    admin = AdminClient(client_config(bootstrap_servers))
+def wait_for_broker(bootstrap_servers: Brokers, *, timeout_ms: int = 10_000) -> int:
+    """Block until the cluster answers a metadata request; return its broker count.
+
+    Credentials the broker refuses, or a certificate the client does not trust, end the wait at
+    once with a ``ConfigurationError`` naming the setting: waiting would not change them."""
+    kafka = KafkaConnection.of(bootstrap_servers)
+    reported: list[KafkaError] = []
+    admin = AdminClient(client_config(kafka, error_cb=reported.append))
     deadline = time.monotonic() + timeout_ms / 1000
-    last_error: Exception | None = None
+    last_error: object = None
     while time.monotonic() < deadline:
         remaining = max(0.1, deadline - time.monotonic())
         try:
-            metadata = admin.list_topics(timeout=min(remaining, 2.0))
+            # Short requests: librdkafka reports a refused login (error_cb, served by poll) long before
+            # a metadata request gives up.
+            metadata = admin.list_topics(timeout=min(remaining, 1.0))
             return len(metadata.brokers)
         except KafkaException as exc:
             last_error = exc
+        admin.poll(0)
+        for error in reported:
+            refused = librdkafka_refusal(kafka, error)
+            if refused is not None:
+                raise refused
+        said = [e.str() for e in reported if e.code() != KafkaError._ALL_BROKERS_DOWN]
+        last_error = said[-1] if said else last_error  # "Connection refused" says more than "transport failure"
+        reported.clear()
     raise BrokerUnavailable(
-        f"Kafka at {bootstrap_servers!r} did not answer within {timeout_ms} ms"
-        f" (last error: {last_error}); check KAFKA_BOOTSTRAP_SERVERS or start the local stack"
-        " with `hookstream dev up`"
+        f"Kafka at {kafka.bootstrap_servers!r} did not answer within {timeout_ms} ms"
+        f" (last error: {last_error}); check KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL"
+        f" (now {kafka.security.protocol}) or start the local stack with `hookstream dev up`"
     )
 
 
 class TopicAdmin:
-    def __init__(self, bootstrap_servers: str, *, request_timeout_ms: int = 30_000) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, bootstrap_servers: Brokers, *, request_timeout_ms: int = 30_000) -> None:
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.request_timeout_ms = request_timeout_ms
-        self._admin = AdminClient(client_config(bootstrap_servers))
+        self._admin = AdminClient(client_config(self.connection))
 
     def ensure_topics(self, specs: list[TopicSpec]) -> dict[str, bool]:
         """Create the topics that do not exist yet; return ``{name: created}``.

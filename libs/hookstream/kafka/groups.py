@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from hookstream.errors import BrokerUnavailable, ConfigurationError
 from hookstream.kafka.admin import client_config, watermarks
+from hookstream.settings import Brokers, KafkaConnection
 
 
 class GroupActive(ConfigurationError):
@@ -56,15 +57,16 @@ class PartitionReset:
 
 
 class GroupAdmin:
-    def __init__(self, bootstrap_servers: str, *, timeout_ms: int = 15_000) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, bootstrap_servers: Brokers, *, timeout_ms: int = 15_000) -> None:
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.timeout_s = timeout_ms / 1000
         self._client: AdminClient | None = None  # made on first use: building a service connects to nothing
 
     @property
     def _admin(self) -> AdminClient:
         if self._client is None:
-            self._client = AdminClient(client_config(self.bootstrap_servers))
+            self._client = AdminClient(client_config(self.connection))
         return self._client
 
     def members(self, group: str) -> int:
@@ -190,7 +192,7 @@ class GroupAdmin:
         """A consumer that subscribes to nothing (so it never joins ``group``: it only reads its offsets)."""
         return Consumer(
             client_config(
-                self.bootstrap_servers,
+                self.connection,
                 **{"group.id": group or f"hookstream-admin-{time.time_ns()}", "enable.auto.commit": False},
             )
         )

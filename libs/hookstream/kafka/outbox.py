@@ -36,6 +36,7 @@ from hookstream.kafka.headers import HeaderList, decode_headers, encode_headers
 from hookstream.lifecycle import Lifecycle, cancel
 from hookstream.outage import Outage
 from hookstream.sensors import Sensor
+from hookstream.settings import Brokers, KafkaConnection
 
 log = logging.getLogger("hookstream.outbox")
 
@@ -97,7 +98,7 @@ class OutboxRelay(Lifecycle):
     def __init__(
         self,
         service: str,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         db: Database,
         database_url: str,
         *,
@@ -107,7 +108,8 @@ class OutboxRelay(Lifecycle):
         sensors: Sensor | None = None,
     ) -> None:
         self.service = service
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.db = db
         self.database_url = database_url
         self.batch_size = batch_size
@@ -227,7 +229,7 @@ class OutboxRelay(Lifecycle):
     def _transactional_producer(self) -> _RdProducer:
         producer = _RdProducer(
             client_config(
-                self.bootstrap_servers,
+                self.connection,
                 **{
                     "transactional.id": f"hookstream.{self.service}.outbox",
                     "enable.idempotence": True,
@@ -259,7 +261,7 @@ class OutboxRelay(Lifecycle):
         topic = marker_topic(self.service)
         consumer = Consumer(
             client_config(
-                self.bootstrap_servers,
+                self.connection,
                 **{
                     "group.id": f"hookstream-outbox-reader-{uuid.uuid4().hex}",
                     "enable.auto.commit": False,

@@ -26,7 +26,7 @@ from hookstream.kafka.admin import ClientConfig, client_config
 from hookstream.kafka.headers import HeaderList
 from hookstream.lifecycle import Lifecycle
 from hookstream.sensors import Sensor
-from hookstream.settings import KafkaSettings
+from hookstream.settings import Brokers, KafkaConnection, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,14 @@ class RecordMetadata:
 class Producer(Lifecycle):
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Brokers,
         settings: KafkaSettings | None = None,
         *,
         sensors: Sensor | None = None,
         **overrides: Any,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = KafkaConnection.of(bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self._settings = settings or KafkaSettings()
         self._overrides = overrides
         self.sensors = sensors or Sensor()
@@ -66,7 +67,7 @@ class Producer(Lifecycle):
     def _config(self) -> ClientConfig:
         s = self._settings
         return client_config(
-            self.bootstrap_servers,
+            self.connection,
             **{
                 "client.id": s.client_id,
                 "enable.idempotence": True,

@@ -26,7 +26,7 @@ def _resend(**selection: Any) -> int:
 
     async def run() -> int:
         await require_migrated(stack.require_database())
-        async with Database(stack.require_database()) as db, Producer(stack.require_kafka()) as producer:
+        async with Database(stack.require_database()) as db, Producer(stack.kafka_connection()) as producer:
             with Progress(console=err, transient=True) as progress:
                 task = progress.add_task("queueing deliveries", total=None)
                 return await resend(db, producer, on_progress=lambda row: progress.advance(task), **selection)

@@ -21,6 +21,8 @@ def demo(ingress_port: int, partner_port: int, admin_port: int, once: bool) -> N
     """The whole pipeline with a demo partner: what `make run` starts. Ctrl-C stops it all."""
     from collections import defaultdict
 
+    from hookstream.secretbox import SecretsSettings
+
     from hookstream_tools.demo import run as run_demo
     from hookstream_tools.devstack import DevStack
 
@@ -33,6 +35,8 @@ def demo(ingress_port: int, partner_port: int, admin_port: int, once: bool) -> N
     with out.status("Starting Kafka and PostgreSQL…"):
         status = stack.up()
     out.print(*describe(status), sep="\n")
+    # HOOKSTREAM_SECRETS_KEYS from the environment, else the dev key `stack.up()` wrote into stack.env.
+    keys = SecretsSettings(_env_file=stack.settings.stack_env_path).keys
     partner: Any = None
     try:
         partner = asyncio.run(
@@ -45,6 +49,7 @@ def demo(ingress_port: int, partner_port: int, admin_port: int, once: bool) -> N
                 admin_port=admin_port,
                 once=once,
                 say=lambda line: out.print(line, markup=False),
+                secrets_keys=keys.get_secret_value() if keys else "",
             )
         )
     except KeyboardInterrupt:

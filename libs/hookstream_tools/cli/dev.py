@@ -184,14 +184,23 @@ def fetch() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def kafka_tool(tool: str, args: tuple[str, ...]) -> None:
     """Run one of Kafka's own tools from the resolved jars against the stack, e.g.
-    `hookstream dev kafka-tool consumer-groups --describe --all-groups`."""
+    `hookstream dev kafka-tool consumer-groups --describe --all-groups`. A secured Kafka
+    (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*) is reached through a client properties
+    file given as --command-config, unless the arguments name one."""
     from hookstream_tools.devstack import KafkaJars
+    from hookstream_tools.devstack.tool_config import command_config, names_a_config
 
     jars = KafkaJars(DevStackSettings().cache_dir)
+    stack = StackSettings()
+    security = stack.kafka_security()
     argv = list(args)
     if "--bootstrap-server" not in argv:
-        argv = ["--bootstrap-server", StackSettings().require_kafka(), *argv]
-    result = jars.run_tool(KAFKA_TOOLS[tool], *argv)
+        argv = ["--bootstrap-server", stack.require_kafka(), *argv]
+    if security.protocol == "PLAINTEXT" or names_a_config(argv):
+        result = jars.run_tool(KAFKA_TOOLS[tool], *argv)
+    else:
+        with command_config(security) as config:
+            result = jars.run_tool(KAFKA_TOOLS[tool], *argv, "--command-config", str(config))
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     sys.exit(result.returncode)

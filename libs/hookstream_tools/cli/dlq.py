@@ -35,7 +35,7 @@ def _dlq_letters(service: str, topic: str | None) -> list[Any]:
     # A consumer outside the registry (a test, a script on the runtime) has the conventional topic.
     topic = topic or queues().get(service) or dlq_topic(service)
     stack = StackSettings()
-    bootstrap, database_url = stack.require_kafka(), stack.require_database()
+    bootstrap, database_url = stack.kafka_connection(), stack.require_database()
 
     async def read() -> list[Any]:
         await require_migrated(database_url)
@@ -104,7 +104,7 @@ def dlq_redrive(
     async def send() -> int:
         from rich.progress import Progress
 
-        async with Database(stack.require_database()) as db, Producer(stack.require_kafka()) as producer:
+        async with Database(stack.require_database()) as db, Producer(stack.kafka_connection()) as producer:
             with Progress(console=err, transient=True) as progress:
                 task = progress.add_task(f"redriving to {service}", total=len(chosen))
                 return await redrive(producer, db, service, chosen, on_progress=lambda d: progress.advance(task))

@@ -19,6 +19,7 @@ from hookstream_tools.cli.dlq import dlq
 from hookstream_tools.cli.invoices import invoices
 from hookstream_tools.cli.orders import orders
 from hookstream_tools.cli.replay import lag, replay
+from hookstream_tools.cli.secrets import secrets
 from hookstream_tools.cli.subscriptions import subscriptions
 from hookstream_tools.cli.tokens import tokens
 
@@ -67,7 +68,7 @@ def migrate() -> None:
     sys.exit(setup_command(migrations_only=True))
 
 
-for group in (dev, dlq, subscriptions, deliveries, orders, invoices, tokens, replay, lag, demo):
+for group in (dev, dlq, subscriptions, secrets, deliveries, orders, invoices, tokens, replay, lag, demo):
     cli.add_command(group)
 
 

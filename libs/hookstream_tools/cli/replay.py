@@ -44,7 +44,7 @@ def replay(consumer: str, to: str, dry_run: bool) -> None:
     from hookstream.kafka.groups import GroupAdmin
 
     group = _consumer(consumer)
-    admin = GroupAdmin(StackSettings().require_kafka())
+    admin = GroupAdmin(StackSettings().kafka_connection())
     plan = admin.plan(group.group, group.input_topic, _when(to))
     out.print(f"{group.group} on {group.input_topic}, to {to}:")
     for p in plan:
@@ -68,7 +68,7 @@ def lag(consumer: str | None) -> None:
 
     stack = StackSettings()
     groups = [_consumer(consumer)] if consumer else list(registry.consumers(stack.require_kafka(), "").values())
-    admin = GroupAdmin(stack.require_kafka())
+    admin = GroupAdmin(stack.kafka_connection())
     for group in groups:
         try:
             rows = admin.lag(group.group, group.input_topic)

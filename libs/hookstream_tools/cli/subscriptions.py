@@ -15,9 +15,12 @@ def subscriptions() -> None:
 
 
 def _with_store(action: Any) -> Any:
+    from hookstream.secretbox import SecretsSettings
     from hookstream.store.subscriptions import SubscriptionStore
 
-    return with_store(SubscriptionStore, action)
+    keyring = SecretsSettings().keyring()  # secrets and headers are stored encrypted with these keys
+    keyring.require()
+    return with_store(lambda db: SubscriptionStore(db, keyring), action)
 
 
 def _headers(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from aiohttp import web
 from hookstream import signatures
 from hookstream.db import Database, apply_migrations
 from hookstream.errors import HookstreamError
+from hookstream.secretbox import SecretsSettings
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream.store.tokens import TokenStore
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -143,13 +144,19 @@ async def run(
     once: bool,
     admin_port: int = 8070,
     say: Callable[[str], None],
+    secrets_keys: str,
     quiet_s: float = 4.0,
 ) -> PartnerLog:
-    """Run the pipeline; with ``once``, return when the partner has been quiet for ``quiet_s``."""
+    """Run the pipeline; with ``once``, return when the partner has been quiet for ``quiet_s``.
+
+    ``secrets_keys`` (HOOKSTREAM_SECRETS_KEYS, the local stack's dev key unless the environment gives one)
+    seals the demo partner's secret, and the services started here get it too."""
+    keyring = SecretsSettings(_env_file=None, keys=secrets_keys).keyring()
+    keyring.require()
     await apply_migrations(database_url)
     partner = PartnerLog()
     async with Database(database_url) as db:
-        store = SubscriptionStore(db)
+        store = SubscriptionStore(db, keyring)
         url = f"http://127.0.0.1:{partner_port}/webhooks"
         existing = [s for s in await store.list() if s.name == PARTNER]
         if existing:
@@ -180,6 +187,7 @@ async def run(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": database_url,
         "HOOKSTREAM_CONFIG": str(config),
+        "HOOKSTREAM_SECRETS_KEYS": secrets_keys,
         "HOOKSTREAM_DELIVERY_ALLOW_TARGETS": "loopback",
         "HOOKSTREAM_LOG_LEVEL": os.environ.get("HOOKSTREAM_LOG_LEVEL", "WARNING"),
         "HOOKSTREAM_CRM_URL": sandbox.url("crm"),

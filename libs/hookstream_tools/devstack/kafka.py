@@ -13,23 +13,33 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from hookstream.errors import DevStackError
 from hookstream.kafka.admin import client_config
+from hookstream.kafka.security import properties_text
 
 from hookstream_tools.devstack.jars import KafkaJars
 from hookstream_tools.devstack.process import ensure_port_free, log_tail, read_pid, terminate
 from hookstream_tools.devstack.settings import DevStackSettings
 
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
 
 def _server_properties(settings: DevStackSettings, log_dir: Path) -> str:
     host, port, cport = settings.host, settings.kafka_port, settings.kafka_controller_port
+    listeners = f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}"
+    advertised = f"PLAINTEXT://{host}:{port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if settings.kafka_sasl_ssl_port:
+        listeners += f",SASL_SSL://{host}:{settings.kafka_sasl_ssl_port}"
+        advertised += f",SASL_SSL://{host}:{settings.kafka_sasl_ssl_port}"
+        protocols += ",SASL_SSL:SASL_SSL"
     lines = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"{host}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(log_dir),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -44,8 +54,54 @@ def _server_properties(settings: DevStackSettings, log_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         "log.retention.check.interval.ms": "60000",
+        **_sasl_ssl_properties(settings),
     }
-    return "".join(f"{k}={v}\n" for k, v in lines.items())
+    return properties_text(lines)
+
+
+def _sasl_ssl_properties(settings: DevStackSettings) -> dict[str, str]:
+    """The SASL_SSL listener's TLS key store and SCRAM login (its users are made by ``--add-scram`` at format)."""
+    if not settings.kafka_sasl_ssl_port:
+        return {}
+    keystore = settings.kafka_ssl_keystore
+    if keystore is None or settings.kafka_sasl_password is None:
+        raise DevStackError(
+            "a SASL_SSL listener (HOOKSTREAM_DEV_KAFKA_SASL_SSL_PORT) needs the broker's key store"
+            " (HOOKSTREAM_DEV_KAFKA_SSL_KEYSTORE) and a password for its user (HOOKSTREAM_DEV_KAFKA_SASL_PASSWORD)"
+        )
+    if not keystore.is_file():
+        raise DevStackError(f"HOOKSTREAM_DEV_KAFKA_SSL_KEYSTORE={keystore} is not a file")
+    prefix = "listener.name.sasl_ssl."
+    found = {
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"{prefix}{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        f"{prefix}ssl.keystore.location": str(keystore.resolve()),
+    }
+    if keystore.suffix.lower() == ".pem":
+        found[f"{prefix}ssl.keystore.type"] = "PEM"
+    else:
+        if settings.kafka_ssl_keystore_password is None:
+            raise DevStackError(
+                f"the key store {keystore} is not PEM (.pem): set HOOKSTREAM_DEV_KAFKA_SSL_KEYSTORE_PASSWORD"
+            )
+        found[f"{prefix}ssl.keystore.type"] = "PKCS12"
+        found[f"{prefix}ssl.keystore.password"] = settings.kafka_ssl_keystore_password.get_secret_value()
+    return found
+
+
+def scram_credential(settings: DevStackSettings) -> str:
+    """``StorageTool format --add-scram``'s argument for the listener's user."""
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    for name, value in (("user", settings.kafka_sasl_username), ("password", password)):
+        # The tool's parser splits on these, and takes a quote as the end of a quoted value.
+        if not value or any(c in value for c in '",=[]\\') or value != value.strip():
+            raise DevStackError(
+                f"the SASL_SSL listener's {name} must be non-empty, without spaces at its ends"
+                ' and without any of " , = [ ] \\'
+            )
+    return f'{SCRAM_MECHANISM}=[name={settings.kafka_sasl_username},password="{password}"]'
 
 
 def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
@@ -89,6 +145,7 @@ class LocalKafka:
             "-c",
             str(self.config_path),
             "--standalone",
+            *(("--add-scram", scram_credential(self.settings)) if self.settings.kafka_sasl_ssl_port else ()),
             jvm=["-Xmx256m", "-Dhookstream.kafka.log.level=WARN"],
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -104,6 +161,13 @@ class LocalKafka:
         ensure_port_free(
             s.host, s.kafka_controller_port, what="Kafka controller", setting="HOOKSTREAM_DEV_KAFKA_CONTROLLER_PORT"
         )
+        if s.kafka_sasl_ssl_port:
+            ensure_port_free(
+                s.host,
+                s.kafka_sasl_ssl_port,
+                what="Kafka SASL_SSL listener",
+                setting="HOOKSTREAM_DEV_KAFKA_SASL_SSL_PORT",
+            )
 
     def start(self) -> bool:
         """Start the broker unless it is running; return True if a process was started.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,12 +30,26 @@ class DevStackSettings(BaseSettings):
     # more CPU per request (15.3 against 21.2 CPU-s per 1,000 events in bench/e2e.py --workflows at 20/s).
     kafka_jvm_opts: str = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -Xshare:auto"
     kafka_ready_timeout_ms: int = 60_000
+    # An extra client listener with SASL_SSL (SCRAM-SHA-512 over TLS) beside the PLAINTEXT one, as a managed
+    # Kafka has: set the port, the broker's key store and the password; the user is created when the
+    # storage is formatted (a fresh state dir). The controller and the inter-broker listener stay PLAINTEXT.
+    kafka_sasl_ssl_port: int | None = None
+    # The broker's key and certificate chain: PEM (key then chain, one file, unencrypted key) by the
+    # name's suffix .pem, otherwise PKCS12 opened with kafka_ssl_keystore_password.
+    kafka_ssl_keystore: Path | None = None
+    kafka_ssl_keystore_password: SecretStr | None = None
+    kafka_sasl_username: str = "hookstream"
+    kafka_sasl_password: SecretStr | None = None
     postgres_ready_timeout_ms: int = 60_000
     stop_timeout_ms: int = 30_000
 
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def kafka_sasl_ssl_bootstrap(self) -> str | None:
+        return f"{self.host}:{self.kafka_sasl_ssl_port}" if self.kafka_sasl_ssl_port else None
 
     @property
     def database_url(self) -> str:

@@ -7,7 +7,9 @@ matching local server is not started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,8 @@ from hookstream.db.pool import redact
 from hookstream.errors import BrokerUnavailable, DeliveryFailed, DevStackError, ProducerQueueFull
 from hookstream.kafka import Producer, TopicAdmin
 from hookstream.kafka.admin import wait_for_broker
-from hookstream.settings import KafkaSettings, StackSettings
+from hookstream.secretbox import new_key
+from hookstream.settings import Brokers, KafkaConnection, KafkaSettings, StackSettings
 from hookstream_schemas.topics import DEV_READY
 
 from hookstream_tools.devstack.jars import KafkaJars, Progress
@@ -47,9 +50,30 @@ class StackStatus:
     kafka_answers: bool = False
     postgres_answers: bool = False
     timings_s: dict[str, float] = field(default_factory=dict)
+    secrets_keys: str | None = None  # the state folder's dev key (HOOKSTREAM_SECRETS_KEYS), once made
 
     def env_lines(self) -> str:
-        return f"KAFKA_BOOTSTRAP_SERVERS={self.kafka_bootstrap_servers}\nDATABASE_URL={self.database_url}\n"
+        lines = f"KAFKA_BOOTSTRAP_SERVERS={self.kafka_bootstrap_servers}\nDATABASE_URL={self.database_url}\n"
+        return lines + (f"HOOKSTREAM_SECRETS_KEYS={self.secrets_keys}\n" if self.secrets_keys else "")
+
+
+DEV_KEY_ID = "dev1"
+
+
+def dev_secrets_keys(state_dir: Path, *, create: bool) -> str | None:
+    """The local stack's HOOKSTREAM_SECRETS_KEYS, made once per state folder and kept beside the data it
+    seals (``make clean`` removes both), so `dev down` and `dev up` again still read what is stored."""
+    path = state_dir / "secrets.keys"
+    if not path.exists():
+        if not create:
+            return None
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            contextlib.suppress(FileExistsError),
+            os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file,
+        ):
+            file.write(new_key(DEV_KEY_ID) + "\n")
+    return path.read_text().strip() or None
 
 
 def read_stack_env(path: Path) -> dict[str, str]:
@@ -78,12 +102,21 @@ class DevStack:
     def postgres_external(self) -> bool:
         return self.stack.database_url is not None
 
+    @property
+    def kafka_connection(self) -> KafkaConnection:
+        """An external Kafka with its security from the environment (KAFKA_SECURITY_PROTOCOL…), or the
+        local broker's PLAINTEXT listener."""
+        if self.kafka_external:
+            return self.stack.kafka_connection()
+        return KafkaConnection(self.kafka.bootstrap)
+
     def _status(self) -> StackStatus:
         return StackStatus(
             kafka_bootstrap_servers=self.stack.kafka_bootstrap_servers or self.kafka.bootstrap,
             database_url=self.stack.database_url or self.postgres.url,
             kafka_external=self.kafka_external,
             postgres_external=self.postgres_external,
+            secrets_keys=dev_secrets_keys(self.settings.state_dir, create=False),
         )
 
     def up(self, progress: Progress | None = None) -> StackStatus:
@@ -111,19 +144,20 @@ class DevStack:
             if not self.kafka_external:
                 self.kafka.wait_ready()
                 status.timings_s["kafka_ready"] = time.monotonic() - t0
-            self._wait_first_produce(status.kafka_bootstrap_servers)
+            self._wait_first_produce(self.kafka_connection)
             status.timings_s["kafka_produce_acknowledged"] = time.monotonic() - t0
         except BaseException:
             self.down()
             raise
         status.kafka_pid, status.postgres_pid = self.kafka.pid, self.postgres.pid
         status.kafka_answers = status.postgres_answers = True
+        status.secrets_keys = dev_secrets_keys(self.settings.state_dir, create=True)
         self.settings.stack_env_path.write_text(
             "# written by `hookstream dev up`; `source` it or let services read it\n" + status.env_lines()
         )
         return status
 
-    def _wait_first_produce(self, bootstrap: str) -> None:
+    def _wait_first_produce(self, bootstrap: Brokers) -> None:
         """Until the broker acknowledges an idempotent produce; the error names the broker log."""
         local = not self.kafka_external
         alive = (lambda: self.kafka.pid is not None) if local else None
@@ -141,7 +175,7 @@ class DevStack:
 
     def _check_external(self, status: StackStatus) -> None:
         if self.kafka_external:
-            wait_for_broker(status.kafka_bootstrap_servers, timeout_ms=self.settings.kafka_ready_timeout_ms)
+            wait_for_broker(self.kafka_connection, timeout_ms=self.settings.kafka_ready_timeout_ms)
         if self.postgres_external and not _postgres_answers(status.database_url):
             raise DevStackError(
                 f"PostgreSQL at {redact(status.database_url)} does not accept connections; check DATABASE_URL"
@@ -156,7 +190,7 @@ class DevStack:
         status = self._status()
         status.kafka_pid, status.postgres_pid = self.kafka.pid, self.postgres.pid
         try:
-            wait_for_broker(status.kafka_bootstrap_servers, timeout_ms=2000)
+            wait_for_broker(self.kafka_connection, timeout_ms=2000)
             status.kafka_answers = True
         except BrokerUnavailable:
             status.kafka_answers = False
@@ -168,7 +202,7 @@ class _BrokerExited(Exception):
     pass
 
 
-async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], bool] | None = None) -> float:
+async def first_produce(bootstrap: Brokers, *, timeout_ms: int, alive: Callable[[], bool] | None = None) -> float:
     """Send one record to DEV_READY (created if missing) with ``hookstream.kafka.Producer``, retrying
     until the broker acknowledges it; return the seconds that took, or BrokerUnavailable after ``timeout_ms``.
 
@@ -184,8 +218,9 @@ async def first_produce(bootstrap: str, *, timeout_ms: int, alive: Callable[[], 
             raise _BrokerExited
         remaining_ms = int((deadline - loop.time()) * 1000)
         if remaining_ms <= 0:
+            address = KafkaConnection.of(bootstrap).bootstrap_servers
             raise BrokerUnavailable(
-                f"Kafka at {bootstrap!r} answers but did not acknowledge a produce to {DEV_READY.name!r}"
+                f"Kafka at {address!r} answers but did not acknowledge a produce to {DEV_READY.name!r}"
                 f" within {timeout_ms} ms (last error: {last_error})"
             )
         attempt_ms = max(500, min(READY_ATTEMPT_MS, remaining_ms))
@@ -210,7 +245,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-async def _produce_one(bootstrap: str, attempt_ms: int, logger: logging.Logger) -> None:
+async def _produce_one(bootstrap: Brokers, attempt_ms: int, logger: logging.Logger) -> None:
     settings = KafkaSettings(
         client_id="hookstream-dev-up",
         delivery_timeout_ms=attempt_ms,

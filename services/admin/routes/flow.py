@@ -135,7 +135,7 @@ async def redrive_letters(ctx: Context, request: Request, token: Token) -> Respo
 
 async def _letters(ctx: Context, consumer: str, topic: str) -> list[DeadLetter]:
     try:
-        return await list_dead_letters(ctx.groups.bootstrap_servers, ctx.db, consumer, topic)
+        return await list_dead_letters(ctx.groups.connection, ctx.db, consumer, topic)
     except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
         return []
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from datetime import UTC, datetime
 
 from hookstream.http.outbound.payload import signed_request
 from hookstream.http.outbound.sender import Verdict, explain
 from hookstream.store.deliveries import resend
-from hookstream.store.subscriptions import InvalidSubscription, Subscription, UnknownSubscription
+from hookstream.store.subscriptions import InvalidSubscription, Subscription, TooManySecrets, UnknownSubscription
 from hookstream.store.tokens import Token
 from hookstream_services.admin import inputs, views
 from hookstream_services.admin.auth import own, require
@@ -90,9 +91,13 @@ async def enable_subscription(ctx: Context, request: Request, token: Token) -> R
 async def rotate_secret(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "write", partner_may=True)
     current = await find(ctx, request, token)
-    async with ctx.change(token) as change:
-        secret = await change.subscriptions.rotate_secret(current.id)
-        await change.audit("subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
+    try:
+        async with ctx.change(token) as change:
+            secret = await change.subscriptions.rotate_secret(current.id)
+            await change.audit("subscription.rotate_secret", current.id, None, {"secrets": "rotated"})
+    except TooManySecrets as exc:
+        wait_s = max(1, math.ceil(exc.retry_after.total_seconds()))
+        raise ApiError(409, "conflict", str(exc), headers={"Retry-After": str(wait_s)}) from exc
     return JSONResponse({"subscription_id": current.id, "secret": secret, "old_secrets_valid_for_s": 86_400})
 
 
