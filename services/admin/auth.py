@@ -6,19 +6,50 @@ token asking for another subscription's data → 404, as if it did not exist (ne
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Literal
 
+from hookstream.sensors import Sensor
 from hookstream.store.tokens import Token, TokenStore
 from hookstream_services.admin.errors import ApiError
 from starlette.requests import Request
 
 Needed = Literal["read", "write", "admin"]
+log = logging.getLogger("hookstream.admin")
 
 
-async def authenticate(request: Request, tokens: TokenStore) -> Token:
+class Refusals:
+    """Every refused token is counted through the sensors; the log says so at most once a minute per
+    reason, with how many there were, so that guessing tokens cannot flood it."""
+
+    def __init__(self, sensors: Sensor, *, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.sensors = sensors
+        self.window_s = window_s
+        self.clock = clock
+        self._told: dict[str, tuple[float, int]] = {}  # reason → (last logged, refused since)
+
+    def __call__(self, reason: str, request: Request) -> None:
+        self.sensors.on_auth_refused("admin", reason)
+        now = self.clock()
+        told_at, since = self._told.get(reason, (None, 0))
+        if told_at is not None and now - told_at < self.window_s:
+            self._told[reason] = (told_at, since + 1)
+            return
+        self._told[reason] = (now, 0)
+        client = request.client.host if request.client else "?"
+        log.warning(
+            "admin request refused for its token",
+            extra={"reason": reason, "client": client, "path": request.url.path, "refused_before_unlogged": since},
+        )
+
+
+async def authenticate(request: Request, tokens: TokenStore, refused: Callable[[str, Request], None]) -> Token:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
+        refused("missing", request)
         raise ApiError(
             401,
             "unauthorized",
@@ -27,10 +58,11 @@ async def authenticate(request: Request, tokens: TokenStore) -> Token:
         )
     token = await tokens.authenticate(secret.strip())
     if token is None:
+        refused("unknown", request)  # unknown, revoked or expired: the store does not say which, nor do we
         raise ApiError(
             401,
             "unauthorized",
-            "the token is unknown or revoked; `hookstream tokens list` shows the live ones",
+            "the token is unknown, revoked or expired; `hookstream tokens list` shows the live ones",
             headers={"WWW-Authenticate": 'Bearer realm="hookstream", error="invalid_token"'},
         )
     return token

@@ -13,12 +13,14 @@ from hookstream.kafka import Producer
 from hookstream.kafka.groups import GroupAdmin
 from hookstream.registry import ConsumerGroup
 from hookstream.secretbox import Keyring
+from hookstream.sensors import Sensor
 from hookstream.store import audit
 from hookstream.store.deliveries import DeliveryLog
 from hookstream.store.orders import OrderStore
 from hookstream.store.pulse import Pulse
 from hookstream.store.subscriptions import SubscriptionStore
 from hookstream.store.tokens import Token, TokenStore
+from hookstream_services.admin.auth import Refusals
 
 
 class Context:
@@ -32,8 +34,10 @@ class Context:
         consumers: Callable[[], Mapping[str, ConsumerGroup]],
         sender: Sender,
         keyring: Keyring,
+        sensors: Sensor | None = None,
     ) -> None:
         self.db = db
+        self.refused = Refusals(sensors or Sensor())
         self.keyring = keyring
         self.producer = producer
         self.deliveries_topic = deliveries_topic

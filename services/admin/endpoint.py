@@ -29,7 +29,7 @@ Handler = Callable[[Context, Request, Token], Awaitable[Response]]
 def route(ctx: Context, path: str, handler: Handler, method: str = "GET") -> Route:
     async def endpoint(request: Request) -> Response:
         try:
-            token = await authenticate(request, ctx.tokens)  # no token: 401 before anything else
+            token = await authenticate(request, ctx.tokens, ctx.refused)  # no token: 401 before anything else
             for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
                 if unstorable(value) is not None:
                     raise ApiError(422, "invalid", f"{name}: a NUL or an unpaired surrogate is not a valid value")

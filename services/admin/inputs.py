@@ -72,8 +72,27 @@ class Redrive(BaseModel):
     include_redriven: bool = False
 
 
+# Every admin body is a small JSON object (a subscription, a redrive selection): a token holder must not
+# be able to make the admin buffer megabytes.
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def read_bounded(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 as soon as it is longer than ``limit`` (declared or sent)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is {declared} bytes; at most {limit} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the body is longer than the {limit} bytes accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def body(request: Request, model: type[M], *, empty_ok: bool = False) -> M:
-    raw = await request.body()
+    raw = await read_bounded(request)
     if not raw.strip() and empty_ok:
         return model()
     try:

@@ -69,6 +69,7 @@ class AdminService(LifecycleGroup):
             consumers=consumers,
             sender=self.sender,
             keyring=settings.secrets.keyring(),
+            sensors=sensors,
         )
         self.server = AsgiServer(create_app(ctx), settings.host, settings.port, setting="HOOKSTREAM_ADMIN_PORT")
         self.alerting = Alerting(

@@ -6,14 +6,12 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from hookstream import redact
 from hookstream.avro import SchemaStore
 from hookstream.consumer.dlq import DeadLetter
 from hookstream.errors import SchemaError
 from hookstream.http.outbound.sender import explain
 from hookstream.signatures import without_signatures
 from hookstream.store.deliveries import AttemptRecord
-from hookstream.store.subscriptions import Subscription
 from hookstream_schemas import topics
 
 _RAW = SchemaStore.bundled().serde(topics.RAW.name)
@@ -52,25 +50,6 @@ def _redacted_envelope(value: bytes, headers: list[tuple[str, bytes]]) -> bytes:
     except SchemaError:  # not a raw webhook: nothing signed in it
         return value
     return _RAW.encode({**envelope, "headers": without_signatures(envelope["headers"])})
-
-
-def subscription(s: Subscription) -> dict[str, Any]:
-    """A subscription as the API shows it (and the audit log keeps it): never its secrets (only how many
-    are active), its custom headers' values or credentials in its URL."""
-    return {
-        "id": s.id,
-        "name": s.name,
-        "url": redact.url(s.url),
-        "event_types": s.event_types,
-        "content_type": s.content_type,
-        "headers": redact.header_values(s.headers),
-        "timeout_ms": s.timeout_ms,
-        "rate_limit_per_s": s.rate_limit_per_s,
-        "enabled": s.enabled,
-        "disabled_reason": s.disabled_reason,
-        "failing_since": s.failing_since.isoformat() if s.failing_since else None,
-        "secrets": len(s.secrets),
-    }
 
 
 def jsonable(row: Any) -> Any:

@@ -202,7 +202,7 @@ async def _signed_in(browser: Browser, base: str, token: str) -> Page:
     await expect(page.get_by_role("heading", name="Sign in to hookstream")).to_be_visible()
     await page.get_by_label("Token").fill("hst_not_a_real_token")
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+    await expect(page.get_by_role("alert")).to_contain_text("unknown, revoked or expired")
     await page.get_by_label("Token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("button", name="Sign out")).to_be_visible()

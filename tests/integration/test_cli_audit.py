@@ -64,3 +64,40 @@ async def test_an_expired_token_is_refused_like_a_revoked_one(migrated_database_
         listed = await asyncio.to_thread(_cli, migrated_database_url, "tokens", "list")
         assert f"{token.id}  short  read  " in listed.stdout
         assert "expired 20" in listed.stdout
+
+
+async def test_subscription_writes_from_the_cli_are_audited_without_their_credentials(
+    migrated_database_url: str,
+) -> None:
+    who = f"cli:{getpass.getuser()}"
+    added = await asyncio.to_thread(
+        _cli,
+        migrated_database_url,
+        *("subscriptions", "add", "--name", "erp", "--url", "https://erp.example/hooks?key=k-42"),
+        *("--events", "order.*", "--header", "Authorization: Bearer partner-key"),
+    )
+    assert added.returncode == 0, added.stderr
+    sub_id = added.stdout.split()[0]
+    for args in (
+        ("disable", sub_id),
+        ("enable", sub_id),
+        ("rotate-secret", sub_id),
+        ("update", sub_id, "--timeout-ms", "2500"),
+    ):
+        done = await asyncio.to_thread(_cli, migrated_database_url, "subscriptions", *args)
+        assert done.returncode == 0, done.stderr
+    async with Database(migrated_database_url) as db:
+        entries = list(reversed(await AuditLog(db).recent(target=sub_id)))
+    assert [(e.actor, e.action) for e in entries] == [
+        (who, "subscription.create"),
+        (who, "subscription.disable"),
+        (who, "subscription.enable"),
+        (who, "subscription.rotate_secret"),
+        (who, "subscription.update"),
+    ]
+    assert (entries[1].before["enabled"], entries[1].after["enabled"]) == (True, False)
+    assert (entries[-1].before["timeout_ms"], entries[-1].after["timeout_ms"]) == (10_000, 2_500)
+    kept = str([(e.before, e.after) for e in entries])
+    assert "partner-key" not in kept  # header values masked, as the API keeps them
+    assert "k-42" not in kept
+    assert entries[0].after["headers"] == {"Authorization": "***"}

@@ -5,10 +5,15 @@ a signed body with its signature is a webhook anyone could send again."""
 from __future__ import annotations
 
 import base64
+import logging
 
+import pytest
 from hookstream.consumer.dlq import DeadLetter
+from hookstream.sensors import Sensor
 from hookstream.store.subscriptions import Subscription
-from hookstream_services.admin.views import letter, subscription
+from hookstream_services.admin.auth import Refusals
+from hookstream_services.admin.views import letter
+from starlette.requests import Request
 
 from tests.normalizer_helpers import RAW, envelope
 from tests.signing import load_sample, sign
@@ -59,9 +64,34 @@ def test_a_subscription_is_shown_and_audited_without_credentials() -> None:
         secrets=[],
         headers={"Authorization": "Bearer partner-key"},
     )
-    shown = subscription(sub)
+    shown = sub.shown()
     assert shown["headers"] == {"Authorization": "***"}
     assert shown["url"] == "https://erp.example/hooks?api_key=***"
     assert "pa55" not in str(shown)
     assert "partner-key" not in str(shown)
     assert "k-123" not in str(shown)
+
+
+def test_refused_tokens_are_all_counted_and_logged_once_a_minute_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    counted: list[tuple[str, str]] = []
+
+    class Counting(Sensor):
+        def on_auth_refused(self, service: str, reason: str) -> None:
+            counted.append((service, reason))
+
+    now = [0.0]
+    refusals = Refusals(Counting(), window_s=60, clock=lambda: now[0])
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/api/v1/orders", "headers": [], "client": ("203.0.113.9", 1)}
+    )
+    with caplog.at_level(logging.WARNING, "hookstream.admin"):
+        for _ in range(500):  # someone guessing tokens
+            refusals("unknown", request)
+        refusals("missing", request)
+        now[0] = 61.0
+        refusals("unknown", request)
+    assert len(counted) == 502
+    assert counted[0] == ("admin", "unknown")
+    logged = [(r.reason, r.refused_before_unlogged) for r in caplog.records]  # type: ignore[attr-defined]
+    assert logged == [("unknown", 0), ("missing", 0), ("unknown", 499)]
+    assert caplog.records[0].client == "203.0.113.9"  # type: ignore[attr-defined]

@@ -58,6 +58,9 @@ class Sensor:
     def on_http_request(self, channel: str, status: int, seconds: float) -> None:
         """Ingress answered a webhook."""
 
+    def on_auth_refused(self, service: str, reason: str) -> None:
+        """A request's token was missing, unknown, revoked or expired (the admin API)."""
+
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         """Delivery made one request to a partner endpoint (``endpoint`` is its subscription id)."""
 
@@ -136,6 +139,10 @@ class Sensors(Sensor):
     def on_http_request(self, channel: str, status: int, seconds: float) -> None:
         for s in self.sensors:
             s.on_http_request(channel, status, seconds)
+
+    def on_auth_refused(self, service: str, reason: str) -> None:
+        for s in self.sensors:
+            s.on_auth_refused(service, reason)
 
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         for s in self.sensors:

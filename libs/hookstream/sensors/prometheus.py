@@ -70,6 +70,12 @@ class PrometheusSensor(Sensor):
         self.http_requests = Counter(
             "hookstream_http_requests", "Webhooks answered by ingress", ["channel", "status"], registry=r
         )
+        self.auth_refused = Counter(
+            "hookstream_auth_refusals",
+            "Requests refused for their token: missing, unknown (or revoked, expired)",
+            ["service", "reason"],
+            registry=r,
+        )
         self.http_seconds = Histogram(
             "hookstream_http_request_seconds",
             "Ingress time per webhook",
@@ -149,6 +155,9 @@ class PrometheusSensor(Sensor):
     def on_http_request(self, channel: str, status: int, seconds: float) -> None:
         self.http_requests.labels(channel, str(status)).inc()
         self.http_seconds.labels(channel).observe(seconds)
+
+    def on_auth_refused(self, service: str, reason: str) -> None:
+        self.auth_refused.labels(service, reason).inc()
 
     def on_http_attempt(self, endpoint: str, outcome: str, status: int | None, seconds: float) -> None:
         self.attempts.labels(endpoint, outcome).inc()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from hookstream import redact
 from hookstream.db import Database
 from hookstream.errors import ConfigurationError, SealedValueUnreadable
 from hookstream.secretbox import SETTING, Keyring
@@ -83,6 +84,24 @@ class Subscription:
     enabled: bool = True
     disabled_reason: str | None = None
     failing_since: datetime | None = None  # every delivery has failed since then (cleared by a success)
+
+    def shown(self) -> dict[str, Any]:
+        """As the admin API shows it and the audit log keeps it (whoever made the change): never its
+        secrets (only how many are active), its custom headers' values or credentials in its URL."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "url": redact.url(self.url),
+            "event_types": self.event_types,
+            "content_type": self.content_type,
+            "headers": redact.header_values(self.headers),
+            "timeout_ms": self.timeout_ms,
+            "rate_limit_per_s": self.rate_limit_per_s,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
+            "secrets": len(self.secrets),
+        }
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and any(matches(pattern, event_type) for pattern in self.event_types)

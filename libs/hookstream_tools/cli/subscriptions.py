@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from hookstream_tools.cli.audit import Note, audited
 from hookstream_tools.cli.common import Group, fail, out, with_store
 
 
@@ -14,13 +15,29 @@ def subscriptions() -> None:
     """Partner endpoints that receive signed order webhooks."""
 
 
-def _with_store(action: Any) -> Any:
+def _store() -> Any:
     from hookstream.secretbox import SecretsSettings
     from hookstream.store.subscriptions import SubscriptionStore
 
     keyring = SecretsSettings().keyring()  # secrets and headers are stored encrypted with these keys
     keyring.require()
-    return with_store(lambda db: SubscriptionStore(db, keyring), action)
+    return lambda db: SubscriptionStore(db, keyring)
+
+
+def _with_store(action: Any) -> Any:
+    return with_store(_store(), action)
+
+
+def _change(action: str, subscription_id: str | None, change: Any) -> Any:
+    """A write, audited as the API's are (the subscription as shown before and after), in one transaction."""
+
+    async def audited_change(store: Any, note: Note) -> Any:
+        before = None if subscription_id is None else await store.get(subscription_id)
+        after = await change(store)
+        await note(action, after.id, before and before.shown(), after.shown())
+        return after
+
+    return audited(_store(), audited_change)
 
 
 def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -63,7 +80,9 @@ def subscriptions_add(
 ) -> None:
     """Subscribe an endpoint; prints its signing secret once."""
     headers = _headers(header_pairs)
-    sub = _with_store(
+    sub = _change(
+        "subscription.create",
+        None,
         lambda store: store.add(
             name=name,
             url=url,
@@ -73,7 +92,7 @@ def subscriptions_add(
             timeout_ms=timeout_ms,
             rate_limit_per_s=rate_limit,
             secret=secret,
-        )
+        ),
     )
     _show(sub)
     out.print(f"  signing secret (give it to the partner; shown once): {sub.signing_secrets()[0]}")
@@ -127,7 +146,7 @@ def subscriptions_update(
         changes["headers"] = _headers(header_pairs)
     if not changes:
         fail("nothing to update: give at least one option (see --help)", code=2)
-    _show(_with_store(lambda store: store.update(subscription_id, **changes)))
+    _show(_change("subscription.update", subscription_id, lambda store: store.update(subscription_id, **changes)))
 
 
 @subscriptions.command("disable")
@@ -135,14 +154,15 @@ def subscriptions_update(
 @click.option("--reason", default="disabled by an operator", show_default=True)
 def subscriptions_disable(subscription_id: str, reason: str) -> None:
     """Stop delivering to an endpoint (its events are not queued meanwhile)."""
-    _show(_with_store(lambda store: store.set_enabled(subscription_id, False, reason)))
+    disable = lambda store: store.set_enabled(subscription_id, False, reason)  # noqa: E731
+    _show(_change("subscription.disable", subscription_id, disable))
 
 
 @subscriptions.command("enable")
 @click.argument("subscription_id")
 def subscriptions_enable(subscription_id: str) -> None:
     """Deliver to an endpoint again."""
-    _show(_with_store(lambda store: store.set_enabled(subscription_id, True)))
+    _show(_change("subscription.enable", subscription_id, lambda store: store.set_enabled(subscription_id, True)))
 
 
 @subscriptions.command("rotate-secret")
@@ -152,6 +172,11 @@ def subscriptions_rotate_secret(subscription_id: str, grace_hours: float) -> Non
     """Issue a new signing secret; both sign until the old one expires."""
     from datetime import timedelta
 
-    fresh = _with_store(lambda store: store.rotate_secret(subscription_id, grace=timedelta(hours=grace_hours)))
+    async def rotate(store: Any, note: Note) -> str:
+        fresh: str = await store.rotate_secret(subscription_id, grace=timedelta(hours=grace_hours))
+        await note("subscription.rotate_secret", subscription_id, None, {"secrets": "rotated"})
+        return fresh
+
+    fresh = audited(_store(), rotate)
     out.print(f"new signing secret (shown once): {fresh}")
     out.print(f"the previous secret keeps signing for {grace_hours:g} h, so the partner can switch without a gap")

@@ -11,7 +11,7 @@ from hookstream.http.outbound.sender import Verdict, explain
 from hookstream.store.deliveries import resend
 from hookstream.store.subscriptions import InvalidSubscription, Subscription, TooManySecrets, UnknownSubscription
 from hookstream.store.tokens import Token
-from hookstream_services.admin import inputs, views
+from hookstream_services.admin import inputs
 from hookstream_services.admin.auth import own, require
 from hookstream_services.admin.context import Context
 from hookstream_services.admin.errors import ApiError
@@ -30,12 +30,12 @@ async def list_subscriptions(ctx: Context, request: Request, token: Token) -> Re
     found = await ctx.subscriptions.list()
     if token.scope == "partner":
         found = [s for s in found if s.id == token.subscription_id]
-    return JSONResponse({"subscriptions": [views.subscription(s) for s in found]})
+    return JSONResponse({"subscriptions": [s.shown() for s in found]})
 
 
 async def get_subscription(ctx: Context, request: Request, token: Token) -> Response:
     require(token, "read", partner_may=True)
-    return JSONResponse(views.subscription(await find(ctx, request, token)))
+    return JSONResponse((await find(ctx, request, token)).shown())
 
 
 async def create_subscription(ctx: Context, request: Request, token: Token) -> Response:
@@ -45,11 +45,11 @@ async def create_subscription(ctx: Context, request: Request, token: Token) -> R
     try:
         async with ctx.change(token) as change:
             created = await change.subscriptions.add(**body.model_dump())
-            await change.audit("subscription.create", created.id, None, views.subscription(created))
+            await change.audit("subscription.create", created.id, None, created.shown())
     except InvalidSubscription as exc:
         raise ApiError(422, "invalid", str(exc)) from exc
     secret = next(s.value for s in created.secrets)
-    return JSONResponse({**views.subscription(created), "secret": secret}, 201)  # shown once
+    return JSONResponse({**created.shown(), "secret": secret}, 201)  # shown once
 
 
 async def update_subscription(ctx: Context, request: Request, token: Token) -> Response:
@@ -63,10 +63,10 @@ async def update_subscription(ctx: Context, request: Request, token: Token) -> R
     try:
         async with ctx.change(token) as change:
             after = await change.subscriptions.update(before.id, **changes)
-            await change.audit("subscription.update", before.id, views.subscription(before), views.subscription(after))
+            await change.audit("subscription.update", before.id, before.shown(), after.shown())
     except InvalidSubscription as exc:
         raise ApiError(422, "invalid", str(exc)) from exc
-    return JSONResponse(views.subscription(after))
+    return JSONResponse(after.shown())
 
 
 async def disable_subscription(ctx: Context, request: Request, token: Token) -> Response:
@@ -75,8 +75,8 @@ async def disable_subscription(ctx: Context, request: Request, token: Token) -> 
     reason = (await inputs.body(request, inputs.Disable, empty_ok=True)).reason
     async with ctx.change(token) as change:
         after = await change.subscriptions.set_enabled(before.id, False, reason)
-        await change.audit("subscription.disable", before.id, views.subscription(before), views.subscription(after))
-    return JSONResponse(views.subscription(after))
+        await change.audit("subscription.disable", before.id, before.shown(), after.shown())
+    return JSONResponse(after.shown())
 
 
 async def enable_subscription(ctx: Context, request: Request, token: Token) -> Response:
@@ -84,8 +84,8 @@ async def enable_subscription(ctx: Context, request: Request, token: Token) -> R
     before = await find(ctx, request, token)
     async with ctx.change(token) as change:
         after = await change.subscriptions.set_enabled(before.id, True)
-        await change.audit("subscription.enable", before.id, views.subscription(before), views.subscription(after))
-    return JSONResponse(views.subscription(after))
+        await change.audit("subscription.enable", before.id, before.shown(), after.shown())
+    return JSONResponse(after.shown())
 
 
 async def rotate_secret(ctx: Context, request: Request, token: Token) -> Response:
