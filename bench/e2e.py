@@ -281,7 +281,18 @@ def start_services(
         "HOOKSTREAM_NORMALIZER_CANONICAL_TOPIC": f"{name}.canonical",
     }
     run = [sys.executable, "-m", "hookstream", "run"]
-    ingress = [*run, "ingress", "--port", str(port), "--workers", str(processes), "--config", str(config)]
+    ingress = [
+        *run,
+        "ingress",
+        "--port",
+        str(port),
+        "--health-port",
+        "0",
+        "--workers",
+        str(processes),
+        "--config",
+        str(config),
+    ]
     return {
         "ingress": [subprocess.Popen(ingress, env=env)],
         "normalizer": [subprocess.Popen([*run, "normalizer"], env=env) for _ in range(processes)],

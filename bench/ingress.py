@@ -42,6 +42,8 @@ def start_server(kind: str, port: int, workers: int, config: Path) -> subprocess
             "bench.bare_app:app",
             "--port",
             str(port),
+            "--health-port",
+            "0",
             "--workers",
             str(workers),
             "--loop",

@@ -92,8 +92,11 @@ class Instance:
         self.name = name
         self.port = free_port()
         self.log = folder / f"{name}-{generation}.log"
-        port = "--port" if name == "ingress" else "--health-port"
-        command = [sys.executable, "-m", "hookstream", "run", name, port, str(self.port), *extra]
+        # Ingress: webhooks on its own port (probes answer there too), /metrics on a probe port of its own.
+        port = (
+            ["--port", str(self.port), "--health-port", "0"] if name == "ingress" else ["--health-port", str(self.port)]
+        )
+        command = [sys.executable, "-m", "hookstream", "run", name, *port, *extra]
         self.proc = subprocess.Popen(command, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
 
     async def ready(self, http: aiohttp.ClientSession) -> bool:

@@ -1,5 +1,5 @@
 """``hookstream probe``: the container image's HEALTHCHECK. It finds the service the container runs
-from its main process's command line (``hookstream run <service> [--health-port N | --port N]``)
+from its main process's command line (``hookstream run <service> [--health-port N]``)
 and environment (``HOOKSTREAM_HEALTH_PORT``), asks its probe port for ``/healthz``, and exits 0 when
 the answer is 200, 1 otherwise with one line saying what it found."""
 
@@ -11,8 +11,6 @@ from pathlib import Path
 
 from hookstream import registry
 from hookstream.errors import ConfigurationError
-
-INGRESS_PORT = 8080  # ingress answers its probes on its own port (see hookstream run ingress --help)
 
 
 def probe_url(argv: list[str], environ: dict[str, str]) -> str:
@@ -30,11 +28,8 @@ def probe_url(argv: list[str], environ: dict[str, str]) -> str:
                 return arg.split("=", 1)[1]
         return None
 
-    if service == "ingress":
-        port = option("--port") or str(INGRESS_PORT)
-    else:
-        default = str(registry.get(service).health_port)
-        port = option("--health-port") or environ.get("HOOKSTREAM_HEALTH_PORT") or default
+    default = str(registry.get(service).health_port)
+    port = option("--health-port") or environ.get("HOOKSTREAM_HEALTH_PORT") or default
     if not port.isdigit() or int(port) == 0:
         raise ConfigurationError(f"{service} has no fixed probe port ({port!r}): give it --health-port")
     return f"http://127.0.0.1:{port}/healthz"

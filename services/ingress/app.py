@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("hookstream.ingress")
 
@@ -225,6 +226,7 @@ def create_app(
     publisher: Publisher,
     *,
     workers: int = 1,
+    probe_port: int | None = None,
     clock: Callable[[], float] = time.time,
     metrics: PrometheusSensor | None = None,
     sensors: Sensor | None = None,
@@ -240,7 +242,30 @@ def create_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ingress = ingress
+    if probe_port is not None:
+        app.add_middleware(ProbePort, port=probe_port)
     return app
+
+
+class ProbePort:
+    """With a probe port (``hookstream run ingress`` binds one beside the public port, and every worker
+    serves both), the probe port answers only the probes and ``/metrics``, and the public port everything
+    but ``/metrics``: what a service counts is not for whoever can reach its webhook endpoint."""
+
+    PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app = app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            on_probe_port = (scope.get("server") or ("", None))[1] == self.port
+            path = scope["path"]
+            if (path not in self.PROBES) if on_probe_port else (path == "/metrics"):
+                await error(404, "not_found", "no such route on this port")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def kafka_lifespan(publisher: Any, tracing: Lifecycle | None = None) -> Callable[[Starlette], Any]:

@@ -93,6 +93,7 @@ class IngressSettings(BaseSettings):
 
     config: Path = Path("hookstream.toml")
     ingress_workers: int = 1
+    ingress_probe_port: int | None = None  # set by `hookstream run ingress`: where probes and /metrics are served
     no_migrate: bool = False  # set by `--no-migrate`: the topic exists already
 
 

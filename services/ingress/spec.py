@@ -5,7 +5,7 @@ from __future__ import annotations
 from hookstream.registry import ServiceSpec
 from hookstream_schemas.topics import TopicSpec
 from hookstream_services.ingress.config import IngressOptions, IngressSettings
-from hookstream_services.ingress.main import main
+from hookstream_services.ingress.main import DEFAULT_HEALTH_PORT, main
 
 
 def owned_topics(settings: IngressSettings) -> list[TopicSpec]:
@@ -18,5 +18,6 @@ SPEC = ServiceSpec(
     description="Verified channel webhooks (Shopify, WooCommerce, Stripe, custom), stored on webhooks.raw.v1.",
     main=main,
     settings=IngressSettings,
+    health_port=DEFAULT_HEALTH_PORT,  # probes and /metrics; webhooks on --port
     topics=owned_topics,
 )

@@ -40,7 +40,7 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
     raw = topics["raw"]
     consumers = [s for s in SERVICES if s not in ("ingress", "admin")]
     names = {s: env[s][f"HOOKSTREAM_{s.upper()}_SERVICE_NAME"] for s in consumers}
-    ports = {name: free_port() for name in [*SERVICES, "prometheus", "admin-api"]}
+    ports = {name: free_port() for name in [*SERVICES, "prometheus", "admin-api", "ingress-public"]}
     base = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -58,7 +58,20 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
     (tmp_path / "prometheus.yml").write_text(json.dumps(scrape))  # JSON is YAML
     run = [sys.executable, "-m", "hookstream", "run"]
     commands = [
-        ([*run, "ingress", "--port", str(ports["ingress"]), "--config", str(config)], base),
+        # /metrics on the probe port (scraped), webhooks on the public one.
+        (
+            [
+                *run,
+                "ingress",
+                "--port",
+                str(ports["ingress-public"]),
+                "--health-port",
+                str(ports["ingress"]),
+                "--config",
+                str(config),
+            ],
+            base,
+        ),
         *(
             ([*run, name, "--health-port", str(ports[name])], {**base, **env.get(name, {})})
             for name in SERVICES
@@ -109,7 +122,7 @@ async def test_prometheus_scrapes_every_service_and_promql_counts_the_flow(
                     body = json.dumps(payload).encode()
                     signed = sign("shopify", {**headers, "X-Shopify-Webhook-Id": f"prom-{i}"}, body)
                     async with http.post(
-                        f"http://127.0.0.1:{ports['ingress']}/webhooks/shopify", data=body, headers=signed
+                        f"http://127.0.0.1:{ports['ingress-public']}/webhooks/shopify", data=body, headers=signed
                     ) as answer:
                         assert answer.status == 200, await answer.text()
                 await until(lambda: len(partner.at("/slow")) >= WEBHOOKS, 60, "every webhook at the partner")

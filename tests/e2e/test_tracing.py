@@ -91,7 +91,7 @@ async def test_one_webhook_is_one_trace_across_every_service(
     ingress_port = free_port()
     run = [sys.executable, "-m", "hookstream", "run"]
     commands = [
-        ([*run, "ingress", "--port", str(ingress_port), "--config", str(config)], base),
+        ([*run, "ingress", "--port", str(ingress_port), "--health-port", "0", "--config", str(config)], base),
         *(
             ([*run, name, "--health-port", str(free_port())], {**base, **env[name]})
             for name in ("normalizer", "delivery", "crm")

@@ -43,7 +43,19 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hookstream", "run", "ingress", "--port", str(port), "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "hookstream",
+            "run",
+            "ingress",
+            "--port",
+            str(port),
+            "--health-port",
+            "0",
+            "--config",
+            str(config),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -88,3 +100,36 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
     assert accepted <= on_topic, f"accepted but not stored: {sorted(accepted - on_topic)[:5]}"
     # And the reverse: a request cut while in flight would have stored its event without a 200.
     assert on_topic <= accepted, f"stored but never answered 200: {sorted(on_topic - accepted)[:5]}"
+
+
+def test_metrics_are_served_only_on_the_probe_port(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> None:
+    """What the ingress counts (channels, rates, failures) is not for whoever reaches its webhook endpoint."""
+    config = write_config(tmp_path / "hookstream.toml", topic=unique_name)
+    public, probes = free_port(), free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "hookstream", "run", "ingress", "--port", str(public), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*command, "--health-port", str(probes), "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while http_status(f"http://127.0.0.1:{probes}/readyz") != 200:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "ingress did not become ready within 60 s"
+            time.sleep(0.2)
+        assert http_status(f"http://127.0.0.1:{public}/metrics") == 404
+        json_type = {"Content-Type": "application/json"}
+        assert _post(f"http://127.0.0.1:{public}/webhooks/shopify", b"{}", json_type) == 401  # counted
+        with urllib.request.urlopen(f"http://127.0.0.1:{probes}/metrics", timeout=5) as answer:
+            assert b"hookstream_http_requests" in answer.read()
+        assert http_status(f"http://127.0.0.1:{public}/readyz") == 200  # a load balancer may check it there
+        assert _post(f"http://127.0.0.1:{probes}/webhooks/shopify", b"{}", {}) == 404  # no webhooks on the probes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
