@@ -184,3 +184,13 @@ def page_limit(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 500:
         raise ApiError(422, "invalid", "limit: a whole number from 1 to 500")
     return int(value)
+
+
+def position(value: str | None, name: str) -> tuple[int, int] | None:
+    """A dead letter's ``partition:offset``, as the API shows it."""
+    if value is None:
+        return None
+    partition, sep, offset = value.partition(":")
+    if not (sep and partition.isdigit() and offset.isdigit()) or len(value) > 40:
+        raise ApiError(422, "invalid", f"{name}: a position like 0:1234 (partition:offset), as a page's next says")
+    return int(partition), int(offset)

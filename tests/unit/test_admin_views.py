@@ -95,3 +95,15 @@ def test_refused_tokens_are_all_counted_and_logged_once_a_minute_per_reason(capl
     logged = [(r.reason, r.refused_before_unlogged) for r in caplog.records]  # type: ignore[attr-defined]
     assert logged == [("unknown", 0), ("missing", 0), ("unknown", 499)]
     assert caplog.records[0].client == "203.0.113.9"  # type: ignore[attr-defined]
+
+
+def test_a_page_position_is_partition_colon_offset_or_a_precise_422() -> None:
+    from hookstream_services.admin.errors import ApiError
+    from hookstream_services.admin.inputs import position
+
+    assert position("2:1234", "after") == (2, 1234)
+    assert position(None, "after") is None
+    for bad in ("2", "a:1", "1:-1", "1:2:3", "9" * 50 + ":1", ""):
+        with pytest.raises(ApiError) as refused:
+            position(bad, "after")
+        assert refused.value.status == 422

@@ -82,8 +82,17 @@ class DeadLetter:
         return [*kept, (REDRIVEN_FROM, f"{self.topic}:{self.position}".encode())]
 
 
-def read_dead_letters(bootstrap_servers: Brokers, topic: str, *, timeout_s: float = 10.0) -> list[DeadLetter]:
-    """Every record on the DLQ topic, read without a consumer group (nothing is committed)."""
+def read_dead_letters(
+    bootstrap_servers: Brokers,
+    topic: str,
+    *,
+    after: tuple[int, int] | None = None,
+    limit: int | None = None,
+    timeout_s: float = 10.0,
+) -> list[DeadLetter]:
+    """The records on the DLQ topic in (partition, offset) order, read without a consumer group (nothing
+    is committed): those after position ``after``, at most ``limit`` of them (a page: one partition is
+    read at a time, so no more than a page is held, however long the topic)."""
     consumer = Consumer(
         client_config(
             bootstrap_servers,
@@ -94,42 +103,53 @@ def read_dead_letters(bootstrap_servers: Brokers, topic: str, *, timeout_s: floa
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         if metadata.topics[topic].error is not None:
             raise ConfigurationError(f"there is no topic {topic!r}: has the service run yet?")
-        ends: dict[int, int] = {}
-        starts: dict[int, int] = {}
-        for partition in metadata.topics[topic].partitions:
-            low, high = watermarks(consumer, TopicPartition(topic, partition), timeout_s)
-            if high > low:
-                starts[partition], ends[partition] = low, high
-        if not ends:
-            return []
-        consumer.assign([TopicPartition(topic, p, starts[p]) for p in ends])
         letters: list[DeadLetter] = []
-        remaining = dict(ends)
-        while remaining:
-            message = consumer.poll(timeout_s)
-            if message is None:
-                break
-            if message.error() is not None:
+        for partition in sorted(metadata.topics[topic].partitions):
+            if after is not None and partition < after[0]:
                 continue
-            partition, offset = message.partition() or 0, message.offset() or 0
-            raw_key = message.key()
-            key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
-            letters.append(
-                DeadLetter(
-                    topic,
-                    partition,
-                    offset,
-                    key,
-                    message.value(),
-                    [(k, v or b"") for k, v in cast("list[tuple[str, bytes]]", message.headers() or [])],
-                    message.timestamp()[1],
-                )
-            )
-            if offset + 1 >= remaining.get(partition, 0):
-                remaining.pop(partition, None)
-        return sorted(letters, key=lambda d: (d.partition, d.offset))
+            low, high = watermarks(consumer, TopicPartition(topic, partition), timeout_s)
+            start = max(low, after[1] + 1) if after is not None and partition == after[0] else low
+            wanted = high - start if limit is None else min(high - start, limit - len(letters))
+            if wanted > 0:
+                letters += _read_partition(consumer, topic, partition, start, wanted, timeout_s)
+            if limit is not None and len(letters) >= limit:
+                break
+        return letters
     finally:
         consumer.close()
+
+
+def _read_partition(
+    consumer: Consumer, topic: str, partition: int, start: int, count: int, timeout_s: float
+) -> list[DeadLetter]:
+    consumer.assign([TopicPartition(topic, partition, start)])
+    letters: list[DeadLetter] = []
+    end = start + count
+    while True:
+        message = consumer.poll(timeout_s)
+        if message is None:
+            break
+        if message.error() is not None:
+            continue
+        offset = message.offset() or 0
+        if offset >= end:
+            break
+        raw_key = message.key()
+        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+        letters.append(
+            DeadLetter(
+                topic,
+                partition,
+                offset,
+                key,
+                message.value(),
+                [(k, v or b"") for k, v in cast("list[tuple[str, bytes]]", message.headers() or [])],
+                message.timestamp()[1],
+            )
+        )
+        if offset + 1 >= end:
+            break
+    return letters
 
 
 async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
@@ -143,11 +163,18 @@ async def mark_redriven(db: Database, service: str, letters: Iterable[DeadLetter
 
 
 async def list_dead_letters(
-    bootstrap_servers: Brokers, db: Database, service: str, topic: str | None = None
+    bootstrap_servers: Brokers,
+    db: Database,
+    service: str,
+    topic: str | None = None,
+    *,
+    after: tuple[int, int] | None = None,
+    limit: int | None = None,
 ) -> list[DeadLetter]:
-    """``topic``: the service's DLQ if it is not ``hookstream.<service>.dlq`` (the normalizer's is a contract topic)."""
+    """``topic``: the service's DLQ if it is not ``hookstream.<service>.dlq`` (the normalizer's is a contract
+    topic); ``after`` and ``limit``: one page (see ``read_dead_letters``)."""
     topic = topic or RetryPolicy(service, ()).dlq_topic
-    letters = await asyncio.to_thread(read_dead_letters, bootstrap_servers, topic)
+    letters = await asyncio.to_thread(read_dead_letters, bootstrap_servers, topic, after=after, limit=limit)
     return await mark_redriven(db, service, letters)
 
 

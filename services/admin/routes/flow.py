@@ -99,14 +99,20 @@ async def queue_sizes(ctx: Context) -> list[dict[str, Any]]:
 
 
 async def dead_letters(ctx: Context, request: Request, token: Token) -> Response:
+    """One page (``limit``, 50 by default, at most 500) in (partition, offset) order, after ``after``: a
+    dead-letter topic can hold millions, and a read token must not make the admin hold them all."""
     require(token, "read")
+    inputs.only_params(request.query_params.keys(), {"limit", "after"})
     consumer, group = _queue(ctx, request)
-    letters = await _letters(ctx, consumer, group.dlq_topic)
+    limit = inputs.page_limit(request.query_params.get("limit"))
+    after = inputs.position(request.query_params.get("after"), "after")
+    letters = await _letters(ctx, consumer, group.dlq_topic, after=after, limit=limit)
     return JSONResponse(
         {
             "consumer": consumer,
             "topic": group.dlq_topic,
             "dead_letters": [views.letter(d, signatures=token.allows("admin")) for d in letters],
+            "next": letters[-1].position if len(letters) == limit else None,
         }
     )
 
@@ -133,9 +139,11 @@ async def redrive_letters(ctx: Context, request: Request, token: Token) -> Respo
     return JSONResponse({"consumer": consumer, "redriven": count, "positions": [d.position for d in chosen]})
 
 
-async def _letters(ctx: Context, consumer: str, topic: str) -> list[DeadLetter]:
+async def _letters(
+    ctx: Context, consumer: str, topic: str, *, after: tuple[int, int] | None = None, limit: int | None = None
+) -> list[DeadLetter]:
     try:
-        return await list_dead_letters(ctx.groups.connection, ctx.db, consumer, topic)
+        return await list_dead_letters(ctx.groups.connection, ctx.db, consumer, topic, after=after, limit=limit)
     except ConfigurationError:  # the topic does not exist yet: nothing has been dead-lettered
         return []
 

@@ -464,7 +464,7 @@ async function deadLetterQueues() {
 
 async function deadLetters(consumer) {
   const path = `/api/v1/dead-letters/${encodeURIComponent(consumer)}`;
-  const data = await api("GET", path);
+  const data = await api("GET", `${path}?limit=200`); // one page: a dead-letter topic can hold millions
   const picked = new Set();
   const rows = data.dead_letters.map((d) => {
     const box = h("input", { type: "checkbox", "aria-label": `select ${d.position}`, disabled: d.redriven, onchange: (e) => (e.target.checked ? picked.add(d.position) : picked.delete(d.position)) });
@@ -483,14 +483,14 @@ async function deadLetters(consumer) {
   const waiting = data.dead_letters.filter((d) => !d.redriven).length;
   show(
     h("h1", {}, `Dead letters of ${data.consumer}`),
-    h("p", { class: "muted" }, h("code", {}, data.topic), ` · ${waiting} waiting of ${data.dead_letters.length}. A redrive sends a letter back to the service's input through its redrive topic; it is processed once (the service dedupes by event id).`),
+    h("p", { class: "muted" }, h("code", {}, data.topic), ` · ${waiting} waiting of ${data.dead_letters.length}${data.next ? " shown (the first 200; more follow)" : ""}. A redrive sends a letter back to the service's input through its redrive topic; it is processed once (the service dedupes by event id).`),
     can("write")
       ? h("div", { class: "actions" },
           action("Redrive selected", async () => {
             if (picked.size === 0) throw new Error("tick the dead letters to redrive first");
             return redriven(await api("POST", `${path}/redrive`, { positions: [...picked] }));
           }, { after: route }),
-          action("Redrive all waiting", async () => redriven(await api("POST", `${path}/redrive`, { all: true })), { tone: "secondary", confirm: `Redrive all ${waiting} waiting dead letters of ${data.consumer}?`, after: route }))
+          action("Redrive all waiting", async () => redriven(await api("POST", `${path}/redrive`, { all: true })), { tone: "secondary", confirm: `Redrive every waiting dead letter of ${data.consumer}${data.next ? " (more than the 200 shown)" : ` (${waiting})`}?`, after: route }))
       : null,
     rows.length ? rows : panel(null, h("p", { class: "muted" }, "nothing has been dead-lettered here")),
   );
