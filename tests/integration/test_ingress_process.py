@@ -25,6 +25,21 @@ from tests.service_processes import http_status
 from tests.signing import load_sample, sign, write_config
 
 
+def _start_ingress(kafka_bootstrap: str, topic: str, folder: Path, *options: str) -> subprocess.Popen[bytes]:
+    config = write_config(folder / "hookstream.toml", topic=topic)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "hookstream", "run", "ingress", *options, "--config", str(config)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    while http_status(url) != 200:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "ingress did not become ready within 60 s"
+        time.sleep(0.2)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int | str:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - our own http URL
     try:
@@ -39,33 +54,10 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int | str:
 
 
 def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "hookstream.toml", topic=unique_name)
     port = free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hookstream",
-            "run",
-            "ingress",
-            "--port",
-            str(port),
-            "--health-port",
-            "0",
-            "--config",
-            str(config),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _start_ingress(kafka_bootstrap, unique_name, tmp_path, "--port", str(port), "--health-port", "0")
     try:
-        deadline = time.monotonic() + 60
-        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "ingress did not become ready within 60 s"
-            time.sleep(0.2)
+        _wait_ready(proc, f"http://127.0.0.1:{port}/readyz")
 
         headers, template = load_sample("shopify_orders_create")
         payload = json.loads(template)
@@ -104,22 +96,12 @@ def test_sigterm_drains_in_flight_webhooks(kafka_bootstrap: str, unique_name: st
 
 def test_metrics_are_served_only_on_the_probe_port(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> None:
     """What the ingress counts (channels, rates, failures) is not for whoever reaches its webhook endpoint."""
-    config = write_config(tmp_path / "hookstream.toml", topic=unique_name)
     public, probes = free_port(), free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "hookstream", "run", "ingress", "--port", str(public), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*command, "--health-port", str(probes), "--config", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = _start_ingress(
+        kafka_bootstrap, unique_name, tmp_path, "--port", str(public), "--health-port", str(probes), "--workers", "2"
     )
     try:
-        deadline = time.monotonic() + 60
-        while http_status(f"http://127.0.0.1:{probes}/readyz") != 200:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "ingress did not become ready within 60 s"
-            time.sleep(0.2)
+        _wait_ready(proc, f"http://127.0.0.1:{probes}/readyz")
         assert http_status(f"http://127.0.0.1:{public}/metrics") == 404
         json_type = {"Content-Type": "application/json"}
         assert _post(f"http://127.0.0.1:{public}/webhooks/shopify", b"{}", json_type) == 401  # counted
