@@ -137,6 +137,7 @@ def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
     received = envelope["received_at"]  # fastavro reads timestamp-millis as an aware datetime
     if isinstance(received, datetime):
         envelope = {**envelope, "received_at": int(received.timestamp() * 1000)}
+    envelope = {**envelope, "event_id": namespaced(envelope["channel"], envelope["event_id"])}
     try:
         payload = jsonbody.loads(envelope["body"])
     except jsonbody.InvalidJson as exc:
@@ -157,6 +158,13 @@ def normalize(envelope: dict[str, Any]) -> CanonicalEvent:
             f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise InvalidPayload(f"{kind} payload of {envelope['event_type']!r} is invalid: {problems}") from exc
+
+
+def namespaced(channel: str, event_id: str) -> str:
+    """An event id is the channel's own (two custom channels may both send "42", two WooCommerce stores
+    number their deliveries alike): ours, from the canonical event on, is ``<channel>:<id>``, so the
+    dedupe, the deliveries and every workflow's idempotency keys tell them apart."""
+    return f"{channel}:{event_id}"
 
 
 def body_digest(topic: str, body: bytes) -> str:

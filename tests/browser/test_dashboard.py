@@ -47,7 +47,7 @@ SENT = [
     "shopify_orders_fulfilled",
 ]
 ORDER = "shopify:5612345678901"
-CREATED_EVENT = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"  # the sample's orders/create webhook
+CREATED_EVENT = "shopify:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"  # the sample's orders/create webhook, namespaced
 
 
 async def test_operator_and_partner_work_the_dashboard(

@@ -163,11 +163,11 @@ async def test_reordered_deliveries_end_in_the_right_state_and_canonical_order(
     assert order["snapshot"]["customer"]["email"] == "ana.silva@example.com"  # newest data, not the stale update's
     timeline = await _rows(url, "SELECT event_id, outcome, sequence FROM order_timeline ORDER BY order_id, event_id")
     outcomes = {r["event_id"]: (r["outcome"], r["sequence"]) for r in timeline}
-    assert outcomes["upd-old"][0] == "stale"  # an older update never overwrites newer state
-    assert outcomes["ful"] == ("applied", 3)
-    assert outcomes["c-paid"] == ("conflict", None)
+    assert outcomes["shopify:upd-old"][0] == "stale"  # an older update never overwrites newer state
+    assert outcomes["shopify:ful"] == ("applied", 3)
+    assert outcomes["shopify:c-paid"] == ("conflict", None)
     [conflict] = await _rows(url, "SELECT event_id, reason FROM order_conflicts")
-    assert conflict == {"event_id": "c-paid", "reason": "order.paid after the order was cancelled"}
+    assert conflict == {"event_id": "shopify:c-paid", "reason": "order.paid after the order was cancelled"}
     assert await _rows(url, "SELECT * FROM held_events") == []
 
 
@@ -190,7 +190,7 @@ async def test_poison_records_go_to_the_raw_dlq_and_the_partition_keeps_flowing(
             envelope("shopify_orders_create", event_id="after", order=3004),
         )
         events = await pipeline.canonical(expect=2)
-        assert sorted(e["event_id"] for e in events) == ["after", "ok-create"]
+        assert sorted(e["event_id"] for e in events) == ["shopify:after", "shopify:ok-create"]
         letters = await list_dead_letters(kafka_bootstrap, service.db, service.names.service, service.names.dlq_topic)
         reasons = sorted(d.reason for d in letters)
         assert len(reasons) == 3
@@ -233,9 +233,25 @@ async def test_a_captured_signed_body_sent_again_under_a_fresh_id_or_a_forged_to
         "shopify:4004": [(1, "order.created"), (2, "order.paid")],
         "shopify:4005": [(1, "order.created")],
     }
-    assert sorted(e["event_id"] for e in events) == ["create", "next-order", "paid"]
+    assert sorted(e["event_id"] for e in events) == ["shopify:create", "shopify:next-order", "shopify:paid"]
     assert [(d.event_id, d.reason.split(":", 1)[0]) for d in letters] == [("forged-paid", "ContradictedEvent")]
     assert "financial_status is 'pending', not paid" in letters[0].reason
+
+
+async def test_two_channels_that_use_the_same_event_id_both_get_through(pipeline: Pipeline, producer: Producer) -> None:
+    """Event ids are each channel's own: a second custom channel numbering its events like the first
+    must not have its events dropped as duplicates (they were: 200 at ingress, then silently nothing)."""
+    raw = pipeline.settings.raw_topic
+    first = envelope("custom_order_created", event_id="42", order="A-1")
+    second = envelope("custom_order_created", event_id="42", order="B-1")
+    second["channel"], second["order_key"] = "second-portal", "second-portal:B-1"
+    async with pipeline.service():
+        await publish(producer, raw, first, second, envelope("custom_order_created", event_id="42", order="A-1"))
+        events = await pipeline.canonical(expect=2)
+    assert sorted((e["event_id"], e["order_id"]) for e in events) == [
+        ("b2b-portal:42", "b2b-portal:A-1"),
+        ("second-portal:42", "second-portal:B-1"),
+    ]  # and the first channel's own repeat is still a duplicate
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_canonical_event(

@@ -24,7 +24,8 @@ CANONICAL_TYPES = {
 def test_every_sample_maps_to_a_canonical_event_that_encodes(sample: str) -> None:
     event = normalize(envelope(sample))
     kind, total = CANONICAL_TYPES[sample]
-    assert (event.type, event.order_id, event.event_id) == (kind, EXPECTED[sample][2], EXPECTED[sample][0])
+    namespaced = f"{SAMPLES[sample]}:{EXPECTED[sample][0]}"  # the channel's own id, under the channel's name
+    assert (event.type, event.order_id, event.event_id) == (kind, EXPECTED[sample][2], namespaced)
     assert event.amounts.get("total") == total
     record = event.to_avro(sequence=1, status="pending")
     decoded = CANONICAL.decode(CANONICAL.encode(record), CANONICAL.headers)
