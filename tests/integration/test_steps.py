@@ -102,3 +102,64 @@ async def test_a_step_recorded_by_a_concurrent_duplicate_keeps_its_effects_once(
     # Two instances handle the same event at once (a rebalance overlap): both call, one record wins.
     await asyncio.gather(_handle(first, calls, "shopify:1"), _handle(second, calls, "shopify:1"))
     assert await _effects(db) == Counter({"shopify:1": 1})
+
+
+class Mail:
+    """An SMTP-like system: no idempotency key; counts what it was asked to send."""
+
+    def __init__(self, *, refuse: str | None = None, delay_s: float = 0.0) -> None:
+        self.sent: Counter[str] = Counter()
+        self.refuse = refuse
+        self.delay_s = delay_s
+
+    def call(self, event_id: str) -> Any:
+        async def send(key: str) -> StepResult:
+            await asyncio.sleep(self.delay_s)
+            if event_id == self.refuse:
+                raise PermanentError(f"mail server refused the message of {event_id}")
+            self.sent[event_id] += 1
+            return {"message_id": f"<{key}@test>"}
+
+        return send
+
+
+async def test_calls_without_idempotency_keys_share_the_transaction_that_records_them(db: CountingDatabase) -> None:
+    steps, mail = Steps(db, "notifications"), Mail()
+    events = [f"shopify:{i}" for i in range(40)]
+    results = await asyncio.gather(*(steps.run_in_transaction(e, "email", mail.call(e)) for e in events))
+    taken = db.taken
+
+    assert mail.sent == Counter(events)
+    assert all(r["message_id"].startswith("<") for r in results)
+    assert taken <= 6, taken  # one held transaction per batch, not one per message
+    assert (await steps.finished("shopify:3"))["email"] == results[3]
+
+    # Redelivered: the rows say sent, nothing is sent again.
+    again = await asyncio.gather(*(steps.run_in_transaction(e, "email", mail.call(e)) for e in events))
+    assert again == results
+    assert mail.sent == Counter(events)
+
+
+async def test_a_refused_call_fails_only_its_event_and_is_called_again_on_retry(db: CountingDatabase) -> None:
+    steps, mail = Steps(db, "notifications"), Mail(refuse="shopify:5")
+    events = [f"shopify:{i}" for i in range(12)]
+    results = await asyncio.gather(
+        *(steps.run_in_transaction(e, "email", mail.call(e)) for e in events), return_exceptions=True
+    )
+    assert [e for e, r in zip(events, results, strict=True) if isinstance(r, BaseException)] == ["shopify:5"]
+    assert mail.sent == Counter(e for e in events if e != "shopify:5")
+    assert "email" not in await steps.finished("shopify:5")
+
+    mail.refuse = None
+    await steps.run_in_transaction("shopify:5", "email", mail.call("shopify:5"))
+    assert mail.sent["shopify:5"] == 1
+
+
+async def test_a_concurrent_duplicate_waits_for_the_held_row_and_does_not_call(db: CountingDatabase) -> None:
+    mail = Mail(delay_s=0.3)
+    first, second = Steps(db, "notifications"), Steps(db, "notifications")  # two instances
+    one = asyncio.create_task(first.run_in_transaction("shopify:1", "email", mail.call("shopify:1")))
+    await asyncio.sleep(0.1)  # the first holds the row and is sending
+    other = await second.run_in_transaction("shopify:1", "email", mail.call("shopify:1"))
+    assert other == await one
+    assert mail.sent == Counter({"shopify:1": 1})

@@ -37,3 +37,16 @@ async def test_a_failing_batch_is_retried_item_by_item() -> None:
     assert [o for i, o in enumerate(outcomes) if i != 13] == [i for i in range(20) if i != 13]
     with pytest.raises(ValueError, match="item 13"):
         await group.submit(13)
+
+
+async def test_work_that_must_not_repeat_fails_the_whole_batch_instead_of_retrying_it() -> None:
+    runs: list[list[int]] = []
+
+    async def process(items: list[int]) -> list[int]:
+        runs.append(items)
+        raise ConnectionError("the commit failed after the batch's calls were made")
+
+    group: GroupCommit[int, int] = GroupCommit(process, retry_alone=False)
+    outcomes = await asyncio.gather(*(group.submit(i) for i in range(10)), return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    assert sorted(i for run in runs for i in run) == list(range(10))  # each item ran once, none again alone

@@ -27,6 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from hookstream import tracing
+from hookstream.consumer.held import HeldCalls
 from hookstream.consumer.idempotency import idempotency_key
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
@@ -35,8 +36,6 @@ StepResult = dict[str, Any]
 Effects = Callable[[psycopg.AsyncConnection[Any], StepResult], Awaitable[None]]
 Call = Callable[[str], Awaitable[StepResult]]
 
-_RECORD = """INSERT INTO workflow_steps (service, event_id, step, result) VALUES (%s, %s, %s, %s)
-             ON CONFLICT DO NOTHING RETURNING 1"""
 _RECORD_MANY = """INSERT INTO workflow_steps (service, event_id, step, result)
                   SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::jsonb[])
                   ON CONFLICT DO NOTHING RETURNING event_id, step"""
@@ -58,6 +57,7 @@ class Steps:
         self.service = service
         self._reads: GroupCommit[str, dict[str, StepResult]] = GroupCommit(self._read_batch, max_batch=max_batch)
         self._records: GroupCommit[_Recording, None] = GroupCommit(self._record_batch, max_batch=max_batch)
+        self.held = HeldCalls(db, service)
 
     def of(self, event_id: str) -> EventSteps:
         """The steps of one event, for one handling of it."""
@@ -74,10 +74,8 @@ class Steps:
     async def run(self, event_id: str, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
         return await self.of(event_id).run(step, call, effects=effects)
 
-    async def run_in_transaction(
-        self, event_id: str, step: str, call: Call, *, effects: Effects | None = None
-    ) -> StepResult:
-        return await self.of(event_id).run_in_transaction(step, call, effects=effects)
+    async def run_in_transaction(self, event_id: str, step: str, call: Call) -> StepResult:
+        return await self.of(event_id).run_in_transaction(step, call)
 
     async def _read_batch(self, event_ids: list[str]) -> list[dict[str, StepResult]]:
         found: dict[str, dict[str, StepResult]] = {event_id: {} for event_id in event_ids}
@@ -133,36 +131,16 @@ class EventSteps:
     def _attributes(self, step: str) -> dict[str, str | int]:
         return {"hookstream.service": self.steps.service, "hookstream.step": step, "hookstream.event_id": self.event_id}
 
-    async def run_in_transaction(self, step: str, call: Call, *, effects: Effects | None = None) -> StepResult:
+    async def run_in_transaction(self, step: str, call: Call) -> StepResult:
         """``run`` for a system without idempotency keys (SMTP): the step's row is written before the
-        call and committed right after its answer, in one transaction that holds a database connection
-        during the call. A crash then repeats the effect only if it falls between the system's answer
-        and that commit, instead of anywhere until a connection for the record is free."""
-        s = self.steps
+        call and committed right after its answer, in one transaction that holds the row during the
+        call. A crash then repeats the effect only if it falls between the system's answer and that
+        commit, and a concurrent duplicate waits on the row instead of calling too. The calls of the
+        events in flight share their transaction (``Steps.run_in_transaction``)."""
         if self._done is not None and step in self._done:
             return self._done[step]
-        key = idempotency_key(s.service, self.event_id, step)
-        # Pipelined: the UPDATE after the answer and the COMMIT travel together, one round trip.
         with tracing.span(f"step {step}", self._attributes(step)):
-            async with s.db.transaction(pipeline=True) as conn:
-                cur = await conn.execute(_RECORD, (s.service, self.event_id, step, Jsonb({})))
-                if await cur.fetchone() is None:  # finished before (a concurrent duplicate waited on the row)
-                    return (await _finished(conn, s.service, self.event_id)).get(step, {})
-                result = await call(key)
-                await conn.execute(
-                    """UPDATE workflow_steps SET result = %s, finished_at = now()
-                       WHERE service = %s AND event_id = %s AND step = %s""",
-                    (Jsonb(result), s.service, self.event_id, step),
-                )
-                if effects is not None:
-                    await effects(conn, result)
+            result = await self.steps.held.submit((self.event_id, step, call))
         if self._done is not None:
             self._done[step] = result
         return result
-
-
-async def _finished(conn: psycopg.AsyncConnection[Any], service: str, event_id: str) -> dict[str, StepResult]:
-    cur = await conn.execute(
-        "SELECT step, result FROM workflow_steps WHERE service = %s AND event_id = %s", (service, event_id)
-    )
-    return {str(row["step"]): dict(row["result"]) for row in await cur.fetchall()}

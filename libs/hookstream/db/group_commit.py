@@ -3,7 +3,8 @@
 Callers ``await group.submit(item)`` and get their own result. Items that arrive while earlier
 batches are being written wait and go together into the next one, so batches grow with the load
 and a lone item is not delayed. If a batch fails, its items are retried one by one, so one bad
-item only fails its own caller.
+item only fails its own caller; ``retry_alone=False`` fails every caller of the batch instead, for
+work that must not be done twice (a batch that sent mail before its commit failed).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_batch: int = 200,
         max_concurrent: int = 3,
+        retry_alone: bool = True,
     ) -> None:
         self.process = process
+        self.retry_alone = retry_alone
         self.max_batch = max_batch
         self.max_concurrent = max_concurrent
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -50,9 +53,10 @@ class GroupCommit(Generic[Item, Result]):
         try:
             results = await self.process([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+            if len(batch) == 1 or not self.retry_alone:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
                 return
             for single in batch:  # find the one that fails; the others succeed alone
                 await self._run([single])
