@@ -7,7 +7,7 @@ A workflow declares its settings (a ``WorkflowSettings`` with its own env prefix
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from hookstream_schemas import topics
@@ -15,9 +15,10 @@ from pydantic_settings import BaseSettings
 
 from hookstream.avro import AvroSerde, SchemaStore
 from hookstream.connectors import Endpoint, HttpConnector
-from hookstream.consumer import ConsumerService, ConsumerSettings, Handler
+from hookstream.consumer import ConsumerService, ConsumerSettings, Handler, Record
 from hookstream.consumer.steps import Steps
 from hookstream.db import Database
+from hookstream.kafka.headers import EVENT_TYPE
 from hookstream.lifecycle import Lifecycle, LifecycleGroup
 from hookstream.sensors import Sensors
 from hookstream.settings import Brokers, CommaList, KafkaSettings
@@ -53,6 +54,20 @@ class WorkflowParts:
         self.db = db
         self.steps = steps
         self.canonical = canonical
+
+
+def of_types(event_types: Collection[str], handler: Handler) -> Handler:
+    """The handler, for the event types it acts on: a record whose type header names another type is
+    done without being decoded (most of a workflow's input is types it ignores). A record without
+    the header (written before it existed) goes to the handler, which decides as before."""
+    wanted = frozenset(event_types)
+
+    async def handle(record: Record) -> None:
+        kind = record.header(EVENT_TYPE)
+        if kind is None or kind in wanted:
+            await handler(record)
+
+    return handle
 
 
 def workflow_consumer(
@@ -94,13 +109,15 @@ class WorkflowService(LifecycleGroup):
         settings: WorkflowSettings,
         handler: Callable[[WorkflowParts], Handler],
         connectors: Sequence[Lifecycle] = (),
+        event_types: Collection[str] | None = None,
         db: Database | None = None,
         consumer: ConsumerSettings | None = None,
         kafka: KafkaSettings | None = None,
         sensors: Sensors | None = None,
         create_topics: bool = True,
     ) -> None:
-        """``connectors`` (and relays) start before the consumer and stop after it; ``db`` when they need it too."""
+        """``connectors`` (and relays) start before the consumer and stop after it; ``db`` when they need it too;
+        ``event_types``: the canonical event types the handler acts on (``of_types``), None for all."""
         s = settings
         self.db = db or Database(database_url)
         parts = WorkflowParts(
@@ -111,7 +128,7 @@ class WorkflowService(LifecycleGroup):
             s,
             s.service_name,
             s.input_topic,
-            self.handler,
+            self.handler if event_types is None else of_types(event_types, self.handler),
             bootstrap_servers=bootstrap_servers,
             db=self.db,
             consumer=consumer,
@@ -138,7 +155,8 @@ class SystemWorkflow(WorkflowService):
         handler: Callable[[HttpConnector, WorkflowParts], Handler],
         **options: Any,
     ) -> None:
-        """``options``: ``consumer``, ``kafka``, ``sensors``, ``create_topics`` as for ``WorkflowService``."""
+        """``options``: ``event_types``, ``consumer``, ``kafka``, ``sensors``, ``create_topics`` as for
+        ``WorkflowService``."""
         self.settings = settings
         self.connector = HttpConnector(settings.endpoint(system))
         super().__init__(

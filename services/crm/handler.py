@@ -26,6 +26,7 @@ from hookstream.store.orders import set_order_ref
 UPSERTS = frozenset({"order.created", "order.updated"})
 STATUS_UPDATES = frozenset({"order.paid", "order.fulfilled", "order.shipped", "order.cancelled", "order.refunded"})
 FLAGS = {"order.payment_failed": "payment_failed"}
+EVENT_TYPES = UPSERTS | STATUS_UPDATES | FLAGS.keys()
 
 
 class CrmSync:

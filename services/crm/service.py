@@ -6,7 +6,7 @@ from typing import Any
 
 from hookstream.settings import Brokers
 from hookstream.workflow import SystemSettings, SystemWorkflow
-from hookstream_services.crm.handler import CrmSync
+from hookstream_services.crm.handler import EVENT_TYPES, CrmSync
 from pydantic_settings import SettingsConfigDict
 
 
@@ -26,5 +26,6 @@ class CrmService(SystemWorkflow):
             settings=settings,
             system="crm",
             handler=lambda api, parts: CrmSync(api, parts.steps, parts.canonical),
+            event_types=EVENT_TYPES,
             **options,
         )

@@ -107,6 +107,8 @@ class Chain:
 
     # the two consumers' handlers
 
+    ORDER_EVENT_TYPES = frozenset({"order.created", "order.paid", "order.cancelled", "order.refunded"})
+
     async def on_order_event(self, record: Record) -> None:
         event = self.canonical.decode(record.value or b"", record.headers)
         kind = event["type"]

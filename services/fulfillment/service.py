@@ -16,7 +16,7 @@ from hookstream.lifecycle import LifecycleGroup
 from hookstream.sensors import Sensors
 from hookstream.settings import Brokers, KafkaSettings
 from hookstream.store.risk import RiskStore, VerdictTopic
-from hookstream.workflow import SystemSettings, workflow_consumer
+from hookstream.workflow import SystemSettings, of_types, workflow_consumer
 from hookstream_schemas import topics
 from hookstream_schemas.topics import TopicSpec
 from hookstream_services.fulfillment.chain import Chain, Policy, Topics
@@ -105,7 +105,9 @@ class FulfillmentService(LifecycleGroup):
                 sensors=sensors,
             )
 
-        self.orders = consumer_of(s.service_name, s.input_topic, self.chain.on_order_event)
+        self.orders = consumer_of(
+            s.service_name, s.input_topic, of_types(Chain.ORDER_EVENT_TYPES, self.chain.on_order_event)
+        )
         self.verdicts = consumer_of(f"{s.service_name}-risk", s.risk_topic, self.chain.on_verdict)
         super().__init__(
             s.service_name,

@@ -18,6 +18,8 @@ from hookstream.consumer.steps import StepResult, Steps
 from hookstream.errors import PermanentError
 from hookstream.store.orders import set_order_ref
 
+EVENT_TYPES = frozenset({"order.created", "order.cancelled", "order.fulfilled", "order.shipped"})
+
 
 class Stock:
     def __init__(self, api: SystemApi, steps: Steps, canonical: AvroSerde) -> None:

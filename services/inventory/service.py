@@ -6,7 +6,7 @@ from typing import Any
 
 from hookstream.settings import Brokers
 from hookstream.workflow import SystemSettings, SystemWorkflow
-from hookstream_services.inventory.handler import Stock
+from hookstream_services.inventory.handler import EVENT_TYPES, Stock
 from pydantic_settings import SettingsConfigDict
 
 
@@ -28,5 +28,6 @@ class InventoryService(SystemWorkflow):
             settings=settings,
             system="erp",
             handler=lambda api, parts: Stock(api, parts.steps, parts.canonical),
+            event_types=EVENT_TYPES,
             **options,
         )

@@ -10,7 +10,7 @@ from hookstream.avro import AvroSerde
 from hookstream.consumer import Record
 from hookstream.db import Database
 from hookstream.db.group_commit import GroupCommit
-from hookstream.kafka.headers import CHANNEL, EVENT_ID, RECEIVED_AT, TRACEPARENT, TRACESTATE
+from hookstream.kafka.headers import CHANNEL, EVENT_ID, EVENT_TYPE, RECEIVED_AT, TRACEPARENT, TRACESTATE
 from hookstream.kafka.outbox import add_many_to_outbox
 from hookstream.tracing import outgoing_traceparent
 from hookstream_schemas import topics
@@ -103,6 +103,7 @@ class Normalizer:
                         (TRACEPARENT, w.traceparent.encode()),
                         (EVENT_ID, a.event.event_id.encode()),
                         (CHANNEL, a.event.channel.encode()),
+                        (EVENT_TYPE, a.event.type.encode()),
                         (RECEIVED_AT, str(a.event.received_at_ms).encode()),
                     ]
                     if w.tracestate:

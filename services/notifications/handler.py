@@ -33,6 +33,7 @@ EMAILS = {
 }
 KINDS = [*sorted(set(EMAILS.values())), "shipping_sms"]
 SMS = {"order.shipped": "shipping_sms", "order.fulfilled": "shipping_sms"}
+EVENT_TYPES = EMAILS.keys() | SMS.keys()
 
 
 class Mail(Protocol):

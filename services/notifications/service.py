@@ -9,7 +9,7 @@ from hookstream.lifecycle import Lifecycle
 from hookstream.sensors import Sensors
 from hookstream.settings import Brokers, KafkaSettings
 from hookstream.workflow import WorkflowParts, WorkflowService, WorkflowSettings
-from hookstream_services.notifications.handler import KINDS, SAMPLE_EVENT, Notify, Senders, message_context
+from hookstream_services.notifications.handler import EVENT_TYPES, KINDS, SAMPLE_EVENT, Notify, Senders, message_context
 from pydantic_settings import SettingsConfigDict
 
 PREFIX = "HOOKSTREAM_NOTIFICATIONS_"
@@ -58,6 +58,7 @@ class NotificationService(WorkflowService):
             database_url,
             settings=settings,
             handler=handler,
+            event_types=EVENT_TYPES,
             connectors=connectors,
             consumer=consumer,
             kafka=kafka,

@@ -104,6 +104,7 @@ async def test_duplicates_give_exactly_one_canonical_event(pipeline: Pipeline, p
     paid = next(e for e in events if e["type"] == "order.paid")
     assert (paid["channel"], paid["amounts"]["paid"], paid["status"]) == ("stripe", "63.71", "paid")
     assert paid["_headers"]["traceparent"].startswith(b"00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    assert all(e["_headers"]["hookstream-event-type"] == e["type"].encode() for e in events)  # skipped undecoded
 
     # The read side others use (the admin, the CLI): the order and its timeline, without the normalizer.
     async with Database(pipeline.database_url) as db:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from hookstream.consumer import Record
+from hookstream.kafka.headers import EVENT_TYPE
+from hookstream.workflow import of_types
 from hookstream_services.fulfillment.documents import latin1
 from hookstream_services.risk.rules import History, Rules, score
 
@@ -42,3 +45,18 @@ def test_invoice_text_keeps_latin1_and_folds_the_rest() -> None:
     assert latin1("Tea \u2013 green \u201cbest\u201d \u20ac") == 'Tea - green "best" EUR'
     assert latin1("\u0141\u00f3d\u017a") == "?\u00f3dz"  # ź loses its accent (NFKD); Ł has none to lose
     assert latin1("茶") == "?"
+
+
+async def test_a_workflow_skips_types_it_does_not_act_on_without_decoding_them() -> None:
+    seen: list[bytes | None] = []
+
+    async def handler(record: Record) -> None:
+        seen.append(record.value)
+
+    handle = of_types({"order.created"}, handler)
+    undecodable = b"\xff not avro"
+    await handle(Record("orders.events.v1", 0, 1, "shopify:1", undecodable, [(EVENT_TYPE, b"order.updated")]))
+    assert seen == []  # another type: done, never decoded
+    await handle(Record("orders.events.v1", 0, 2, "shopify:1", b"created", [(EVENT_TYPE, b"order.created")]))
+    await handle(Record("orders.events.v1", 0, 3, "shopify:1", b"no header"))  # written before the header existed
+    assert seen == [b"created", b"no header"]

@@ -9,6 +9,7 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"  # carried verbatim beside traceparent (vendors' trace state)
 EVENT_ID = "hookstream-event-id"
 CHANNEL = "hookstream-channel"
+EVENT_TYPE = "hookstream-event-type"  # on canonical events: a consumer skips types it does not act on undecoded
 RECEIVED_AT = "hookstream-received-at"  # ms since the epoch when the ingress took the webhook (end-to-end latency)
 SCHEMA_FINGERPRINT = "hookstream-schema-fingerprint"
 ATTEMPT = "hookstream-attempt"
